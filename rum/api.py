@@ -1,0 +1,122 @@
+"""``rum.unlearn``: the one call."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rum._validation import check_options, check_random_state, resolve_device
+from rum.data import TensorData, as_data, check_fits_model, check_model
+from rum.executor import UnlearnResult, run_plan
+from rum.planner import plan as make_plan
+from rum.profiler import _profile_data
+from rum.unlearners.registry import make_unlearner
+
+__all__ = ["unlearn"]
+
+#: Keyword options of the default (profile -> plan -> execute) pipeline.
+PIPELINE_OPTIONS = ("policy", "unlearners", "retain_policy")
+
+
+@dataclass
+class _Prepared:
+    model: torch.nn.Module  # a private deep copy
+    forget: TensorData
+    retain: TensorData | None
+    device: torch.device
+    seed: int
+    n_classes: int
+
+
+def _prepare(model: Any, forget_set: Any, retain_set: Any, device: Any, random_state: Any) -> _Prepared:
+    """Validate everything at the boundary and copy the model; no work starts before this passes."""
+    check_model(model)
+    forget = as_data(forget_set, "forget_set")
+    retain = None if retain_set is None else as_data(retain_set, "retain_set", allow_empty=True)
+    dev = resolve_device(device)
+    seed = check_random_state(random_state)
+    sets = {"forget_set": forget}
+    if retain is not None and len(retain):
+        sets["retain_set"] = retain
+    n_classes = check_fits_model(model, sets)
+    if retain is not None and len(retain) == 0:
+        retain = None
+    work = copy.deepcopy(model)
+    return _Prepared(work, forget, retain, dev, seed, n_classes)
+
+
+def unlearn(
+    model: Any,
+    forget_set: Any,
+    retain_set: Any = None,
+    *,
+    unlearner: Any = None,
+    device: Any = "auto",
+    random_state: Any = None,
+    progress: bool | None = None,
+    **options: Any,
+) -> UnlearnResult:
+    """Make a copy of ``model`` forget ``forget_set``.
+
+    Without ``unlearner``, runs the RUM pipeline: profile the forget set,
+    plan an unlearner per group, execute the plan. With ``unlearner`` (a
+    registered name, an :class:`Unlearner` class or an instance), applies that
+    one unlearner to the whole forget set; ``**options`` are then its
+    hyper-parameters.
+
+    The caller's model and data are never modified.
+
+    Args:
+        model: the trained classifier (``torch.nn.Module`` returning logits).
+        forget_set: the items to forget: an ``(X, y)`` pair, a ``Dataset`` or a
+            ``DataLoader``.
+        retain_set: the rest of the training data (or a sample of it), in the
+            same forms. Needed by most unlearners.
+        unlearner: run a single unlearner instead of the RUM pipeline.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        random_state: seed; the same seed gives bit-identical weights on the CPU.
+            ``None`` draws one, recorded in ``result.seed``.
+        progress: show a progress bar per step; ``None`` shows one only on a terminal.
+        **options: the unlearner's hyper-parameters (with ``unlearner``), or the
+            pipeline's options ``policy``, ``unlearners``, ``retain_policy``
+            (see :func:`rum.plan`).
+
+    Returns:
+        UnlearnResult: ``.model`` is the unlearned copy; also the profile, the
+        plan, per-step timings and before/after accuracies.
+
+    Example:
+        >>> import rum
+        >>> result = rum.unlearn(model, (X_forget, y_forget), (X_retain, y_retain))  # doctest: +SKIP
+        >>> result.model  # the unlearned copy  # doctest: +SKIP
+    """
+    t0 = time.perf_counter()
+    if unlearner is not None:
+        # Build (and validate) the unlearner before touching the data.
+        u = make_unlearner(unlearner, options, "unlearner")
+        u.validate_params()
+        plan_options: dict = {"policy": "vanilla", "unlearners": u}
+    else:
+        check_options(options, PIPELINE_OPTIONS, "rum.unlearn()")
+        plan_options = dict(options)
+    prep = _prepare(model, forget_set, retain_set, device, random_state)
+    prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
+    t1 = time.perf_counter()
+    the_plan = make_plan(prof, **plan_options)
+    t2 = time.perf_counter()
+    return run_plan(
+        the_plan,
+        prep.model,
+        prep.forget,
+        prep.retain,
+        profile=prof,
+        device=prep.device,
+        seed=prep.seed,
+        n_classes=prep.n_classes,
+        progress=progress,
+        timings={"profile": t1 - t0, "plan": t2 - t1},
+    )

@@ -1,0 +1,362 @@
+"""The one place where user data formats are turned into rum's internal form.
+
+Every public function accepts, for each data argument, any of:
+
+* a pair ``(X, y)`` of numpy arrays, torch tensors or nested lists;
+* a ``torch.utils.data.Dataset`` whose items are ``(x, y)``;
+* a ``torch.utils.data.DataLoader`` yielding ``(x, y)`` batches;
+* an object with ``.data`` and ``.target`` (a scikit-learn ``Bunch``);
+* a :class:`TensorData` (already converted).
+
+:func:`as_data` materialises all of them into a :class:`TensorData`: a float
+feature tensor and an int64 label tensor, both freshly allocated on the CPU, so
+nothing rum does can write into the caller's arrays. Nothing else in the
+package handles raw formats.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from rum.exceptions import (
+    EmptyDataError,
+    IncompatibleDataError,
+    InvalidDataError,
+    NotAModelError,
+    NotDataError,
+)
+
+__all__ = ["TensorData", "as_data", "check_model", "check_fits_model"]
+
+
+@dataclass(frozen=True, eq=False)
+class TensorData:
+    """Features ``X`` (float) and integer labels ``y`` of equal length.
+
+    Example:
+        >>> import numpy as np
+        >>> d = as_data((np.zeros((4, 3)), np.array([0, 1, 0, 1])))
+        >>> len(d), tuple(d.X.shape), d.y.dtype
+        (4, (4, 3), torch.int64)
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(self.X.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.X.device
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        """A copy on ``device`` with features cast to ``dtype`` (same object if nothing changes)."""
+        X = self.X.to(device=device, dtype=dtype) if (device or dtype) else self.X
+        y = self.y.to(device=device) if device is not None else self.y
+        if X is self.X and y is self.y:
+            return self
+        return TensorData(X, y)
+
+    def subset(self, indices: Any) -> TensorData:
+        """The items at ``indices`` (any integer index array or boolean mask)."""
+        idx = torch.as_tensor(np.asarray(indices), device=self.X.device)
+        if idx.dtype == torch.bool:
+            idx = idx.nonzero().flatten()
+        idx = idx.long()
+        return TensorData(self.X[idx], self.y[idx])
+
+    def with_labels(self, y: torch.Tensor) -> TensorData:
+        """The same features with other labels."""
+        return TensorData(self.X, y.to(self.y.device, torch.int64))
+
+    def concat(self, other: TensorData) -> TensorData:
+        """This data followed by ``other``."""
+        return TensorData(
+            torch.cat([self.X, other.X.to(self.X.device, self.X.dtype)]),
+            torch.cat([self.y, other.y.to(self.y.device)]),
+        )
+
+    def n_batches(self, batch_size: int) -> int:
+        return max(1, math.ceil(len(self) / batch_size)) if len(self) else 0
+
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` mini-batches, shuffled with ``generator`` when asked."""
+        n = len(self)
+        if shuffle:
+            order = torch.randperm(n, generator=generator).to(self.X.device)
+        else:
+            order = None
+        for start in range(0, n, batch_size):
+            if order is None:
+                xb, yb = self.X[start : start + batch_size], self.y[start : start + batch_size]
+            else:
+                idx = order[start : start + batch_size]
+                xb, yb = self.X[idx], self.y[idx]
+            if device is not None:
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            yield xb, yb
+
+    def numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of ``(X, y)`` as numpy arrays."""
+        return self.X.detach().cpu().numpy().copy(), self.y.detach().cpu().numpy().copy()
+
+
+def _describe(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _to_tensor(value: Any, name: str, part: str) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise InvalidDataError(
+                f"{name}: {part} is a numpy array of dtype object. Convert it to a numeric "
+                f"array first (for example np.asarray({part}, dtype=np.float32))."
+            )
+        return torch.from_numpy(np.array(value, copy=True))
+    if isinstance(value, (list, tuple)) or isinstance(value, numbers.Number):
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            arr = None
+        if arr is None or arr.dtype == object:
+            raise InvalidDataError(
+                f"{name}: {part} could not be turned into a rectangular numeric array. "
+                "Pass a numpy array or a torch tensor."
+            )
+        return torch.from_numpy(arr.copy())
+    raise NotDataError(
+        f"{name}: {part} must be a numpy array, a torch tensor or a list, got {_describe(value)}."
+    )
+
+
+def _from_pair(X: Any, y: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return _to_tensor(X, name, "X"), _to_tensor(y, name, "y")
+
+
+def _collect_batches(batches: Any, name: str, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for i, batch in enumerate(batches):
+        if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise NotDataError(
+                f"{name}: the {what} must yield (x, y) pairs; item {i} is a {_describe(batch)}. "
+                "Wrap your dataset so that it returns (features, label)."
+            )
+        xb, yb = batch[0], batch[1]
+        xs.append(_to_tensor(xb, name, "x"))
+        ys.append(_to_tensor(yb, name, "y"))
+    if not xs:
+        return torch.empty(0), torch.empty(0, dtype=torch.int64)
+    return torch.cat(xs), torch.cat(ys).reshape(-1)
+
+
+def _from_dataset(ds: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        n = len(ds)  # type: ignore[arg-type]
+    except TypeError:
+        n = None
+    if n == 0:
+        return torch.empty(0), torch.empty(0, dtype=torch.int64)
+    loader = DataLoader(ds, batch_size=512, shuffle=False, num_workers=0)
+    return _collect_batches(loader, name, "dataset")
+
+
+def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if obj is None:
+        raise NotDataError(
+            f"{name} is None. Pass the data as an (X, y) pair, a torch Dataset or a DataLoader."
+        )
+    if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
+        raise NotDataError(
+            f"{name} is a {_describe(obj)} ({obj!r}); rum does not read files. Load the data "
+            "yourself and pass an (X, y) pair of arrays, a torch Dataset or a DataLoader."
+        )
+    if isinstance(obj, DataLoader):
+        return _collect_batches(obj, name, "DataLoader")
+    if isinstance(obj, Dataset):
+        return _from_dataset(obj, name)
+    if isinstance(obj, (tuple, list)):
+        if len(obj) != 2:
+            raise NotDataError(
+                f"{name} is a {_describe(obj)} of length {len(obj)}; expected an (X, y) pair "
+                "of arrays."
+            )
+        return _from_pair(obj[0], obj[1], name)
+    if hasattr(obj, "data") and hasattr(obj, "target"):
+        return _from_pair(obj.data, obj.target, name)
+    raise NotDataError(
+        f"{name} is a {_describe(obj)}, which rum cannot read as data. Pass an (X, y) pair of "
+        "numpy arrays or tensors, a torch Dataset yielding (x, y), or a DataLoader."
+    )
+
+
+def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> TensorData:
+    """Convert any supported data form into a validated :class:`TensorData`.
+
+    Args:
+        obj: the data, in any form listed in the module docstring.
+        name: the argument name used in error messages.
+        allow_empty: accept zero items instead of raising :class:`EmptyDataError`.
+
+    Raises:
+        NotDataError: ``obj`` is not data (``None``, a path, a dict...).
+        EmptyDataError: no items and ``allow_empty`` is false.
+        InvalidDataError: lengths differ, features hold NaN/inf, labels are not
+            non-negative integers.
+
+    Example:
+        >>> import numpy as np
+        >>> as_data((np.ones((2, 3)), [1, 0]), "forget_set").y.tolist()
+        [1, 0]
+    """
+    if isinstance(obj, TensorData):
+        X, y = obj.X, obj.y
+    else:
+        X, y = _raw_to_tensors(obj, name)
+        if y.dim() > 1 and y.shape[1:].numel() == 1:
+            y = y.reshape(-1)
+    if y.dim() != 1:
+        raise InvalidDataError(
+            f"{name}: labels must be a 1-D array of class indices, got shape {tuple(y.shape)}. "
+            "If they are one-hot, pass y.argmax(1)."
+        )
+    if X.dim() == 0:
+        raise InvalidDataError(f"{name}: X must have one row per item, got a scalar.")
+    if X.shape[0] != y.shape[0]:
+        raise InvalidDataError(
+            f"{name}: X has {X.shape[0]} rows but y has {y.shape[0]} labels; they must match."
+        )
+    if len(y) == 0:
+        if not allow_empty:
+            raise EmptyDataError(f"{name} is empty; it must contain at least one item.")
+        return TensorData(X.float().reshape(0, *X.shape[1:]), y.long())
+    if X.dtype == torch.bool or X.is_complex():
+        raise InvalidDataError(f"{name}: features must be real numbers, got dtype {X.dtype}.")
+    if not X.is_floating_point():
+        X = X.float()
+    elif X.dtype in (torch.float16, torch.bfloat16):
+        X = X.float()
+    if not torch.isfinite(X).all():
+        bad = int((~torch.isfinite(X)).reshape(len(X), -1).any(1).sum())
+        raise InvalidDataError(
+            f"{name}: {bad} item(s) have NaN or infinite features. Impute or drop them first."
+        )
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise InvalidDataError(
+            f"{name}: labels must be integers (class indices), got dtype {y.dtype}. "
+            "Convert them, for example y.astype(int) or y.long()."
+        )
+    y = y.long()
+    if int(y.min()) < 0:
+        raise InvalidDataError(
+            f"{name}: labels must be class indices >= 0, found {int(y.min())}. "
+            "Map your classes to 0..C-1 (for example with sklearn's LabelEncoder)."
+        )
+    return TensorData(X, y)
+
+
+def check_model(model: Any, name: str = "model") -> torch.nn.Module:
+    """Raise :class:`NotAModelError` unless ``model`` is a ``torch.nn.Module`` with parameters."""
+    if not isinstance(model, torch.nn.Module):
+        hint = ""
+        if hasattr(model, "predict") and hasattr(model, "fit"):
+            hint = (
+                " scikit-learn estimators are not accepted here; wrap the classifier as a "
+                "torch module."
+            )
+        raise NotAModelError(
+            f"{name} must be a torch.nn.Module (a trained classifier), got "
+            f"{type(model).__name__}.{hint}"
+        )
+    if not any(True for _ in model.parameters()):
+        raise NotAModelError(f"{name} has no parameters; there is nothing to unlearn.")
+    return model
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def check_fits_model(model: torch.nn.Module, datasets: Mapping[str, TensorData]) -> int:
+    """Check that every dataset fits ``model``; return the number of classes.
+
+    The model's first output must be a ``(batch, n_classes)`` tensor of logits
+    for a batch of each dataset's first items, and every label must be below
+    ``n_classes``. The model's train/eval mode is restored afterwards.
+    """
+    n_classes: int | None = None
+    was_training = model.training
+    device, dtype = model_device(model), model_dtype(model)
+    model.eval()
+    try:
+        for name, data in datasets.items():
+            if len(data) == 0:
+                continue
+            x = data.X[:2].to(device=device, dtype=dtype)
+            try:
+                with torch.no_grad():
+                    out = model(x)
+            except (RuntimeError, ValueError, IndexError, TypeError) as err:
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise IncompatibleDataError(
+                    f"{name}: items of shape {tuple(data.feature_shape)} do not fit the model "
+                    f"(forward pass failed: {first}). Reshape the features to what the model "
+                    "was trained on."
+                ) from None
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            if not isinstance(out, torch.Tensor) or out.dim() != 2:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise IncompatibleDataError(
+                    f"model: expected logits of shape (batch, n_classes) on {name}, got {shape}. "
+                    "rum works with classifiers that return one logit per class."
+                )
+            c = int(out.shape[1])
+            if n_classes is None:
+                n_classes = c
+            top = int(data.y.max())
+            if top >= c:
+                raise InvalidDataError(
+                    f"{name}: found label {top}, but the model outputs only {c} classes "
+                    f"(labels must be in 0..{c - 1})."
+                )
+    finally:
+        model.train(was_training)
+    shapes = {name: d.feature_shape for name, d in datasets.items() if len(d)}
+    if len(set(shapes.values())) > 1:
+        raise IncompatibleDataError(
+            "data sets have different feature shapes: "
+            + ", ".join(f"{k}={v}" for k, v in shapes.items())
+            + ". All sets must have the features the model was trained on."
+        )
+    if n_classes is None:
+        raise EmptyDataError("all data sets are empty; nothing to check the model against.")
+    return n_classes

@@ -1,0 +1,230 @@
+"""Executor: run a plan's steps in sequence, each from the previous step's model."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from rum._seeding import seeded
+from rum._validation import InstanceOf, validate_params
+from rum.data import TensorData, model_dtype
+from rum.exceptions import DivergenceWarning, InvalidParameterError
+from rum.executor.result import StepResult, UnlearnResult
+from rum.metrics.functional import accuracy_from_logits, predict_logits
+from rum.planner.plan import Plan
+from rum.profiler.profile import Profile
+from rum.unlearners.context import NonFiniteLossError, RunContext
+
+__all__ = ["execute", "StepResult", "UnlearnResult"]
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+def step_seeds(seed: int, n: int) -> list[int]:
+    """Independent per-step seeds derived from the run's seed."""
+    return [int(s.generate_state(1, np.uint64)[0] >> 1) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _retain_for_step(
+    plan: Plan, i: int, forget: TensorData, retain: TensorData | None
+) -> TensorData | None:
+    step = plan.steps[i]
+    if step.retain_policy != "progressive":
+        return retain
+    later = [j for s in plan.steps[i + 1 :] for j in s.indices]
+    if not later:
+        return retain
+    extra = forget.subset(np.array(sorted(set(later))))
+    return extra if retain is None else retain.concat(extra)
+
+
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
+
+
+def _accuracy(model: torch.nn.Module, data: TensorData | None) -> float:
+    if data is None or len(data) == 0:
+        return float("nan")
+    return accuracy_from_logits(predict_logits(model, data.X), data.y.cpu())
+
+
+def run_plan(
+    plan: Plan,
+    model: torch.nn.Module,
+    forget: TensorData,
+    retain: TensorData | None,
+    *,
+    profile: Profile,
+    device: torch.device,
+    seed: int,
+    n_classes: int,
+    progress: bool | None,
+    timings: dict | None = None,
+) -> UnlearnResult:
+    """Run ``plan`` on a private model copy with validated data (no input checks here)."""
+    unlearners = [s.build() for s in plan.steps]
+    for i, (s, u) in enumerate(zip(plan.steps, unlearners)):
+        retain_i = _retain_for_step(plan, i, forget, retain)
+        try:
+            u._check_can_run(retain_i)
+        except InvalidParameterError as err:
+            raise InvalidParameterError(f"plan step {i} ({s.unlearner}): {err}") from None
+
+    model = model.to(device)
+    dtype = model_dtype(model)
+    forget = forget.to(device, dtype)
+    retain = None if retain is None else retain.to(device, dtype)
+    metrics = {
+        "forget_acc_before": _accuracy(model, forget),
+        "retain_acc_before": _accuracy(model, retain),
+    }
+
+    show = _progress_enabled(progress)
+    results: list[StepResult] = []
+    t_exec = time.perf_counter()
+    for i, (s, u, step_seed) in enumerate(zip(plan.steps, unlearners, step_seeds(seed, len(plan)))):
+        forget_i = forget.subset(np.asarray(s.indices, dtype=np.int64))
+        retain_i = _retain_for_step(plan, i, forget, retain)
+        snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc=f"step {i + 1}/{len(plan)} {s.unlearner}", unit="it", leave=True)
+
+        def on_start(total: int, bar=bar) -> None:
+            if bar is not None:
+                bar.reset(total=total)
+
+        def on_progress(n: int, loss: float | None, bar=bar) -> None:
+            if bar is not None:
+                bar.update(n)
+                if loss is not None:
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+        status, message = "ok", ""
+        t0 = time.perf_counter()
+        with seeded(step_seed, device) as gen:
+            ctx = RunContext(
+                device=device,
+                generator=gen,
+                seed=step_seed,
+                n_classes=n_classes,
+                on_progress=on_progress,
+                on_start=on_start,
+            )
+            was_training = model.training
+            try:
+                out = u._unlearn(model, forget_i, retain_i, ctx)
+                if out is not None:
+                    if not isinstance(out, torch.nn.Module):
+                        raise TypeError(
+                            f"{type(u).__name__}._unlearn must return the model (an nn.Module), "
+                            f"returned {type(out).__name__}."
+                        )
+                    model = out
+                if not _all_finite(model):
+                    raise NonFiniteLossError(float("nan"), ctx.iterations)
+            except NonFiniteLossError as err:
+                model.load_state_dict(snapshot)
+                status = "diverged"
+                message = (
+                    f"{s.unlearner}: loss or weights became {err.value} at iteration "
+                    f"{err.iteration}; the step was stopped and the weights from before it "
+                    "restored. Try a smaller lr."
+                )
+                warnings.warn(message, DivergenceWarning, stacklevel=3)
+            finally:
+                model.train(was_training)
+                if bar is not None:
+                    bar.close()
+        model.eval()
+        results.append(
+            StepResult(
+                step=i,
+                group=s.group,
+                unlearner=s.unlearner,
+                n_items=len(s.indices),
+                seconds=time.perf_counter() - t0,
+                iterations=ctx.iterations,
+                final_loss=ctx.last_loss,
+                status=status,
+                message=message,
+            )
+        )
+    timings = dict(timings or {})
+    timings["execute"] = time.perf_counter() - t_exec
+    timings["total"] = sum(timings.get(k, 0.0) for k in ("profile", "plan", "execute"))
+    metrics["forget_acc_after"] = _accuracy(model, forget)
+    metrics["retain_acc_after"] = _accuracy(model, retain)
+    return UnlearnResult(
+        model=model,
+        plan=plan,
+        profile=profile,
+        steps=tuple(results),
+        timings=timings,
+        metrics=metrics,
+        seed=seed,
+        device=str(device),
+    )
+
+
+def execute(
+    plan: Plan,
+    model: Any,
+    forget_set: Any,
+    retain_set: Any = None,
+    *,
+    profile: Profile | None = None,
+    device: Any = "auto",
+    random_state: Any = None,
+    progress: bool | None = None,
+) -> UnlearnResult:
+    """Run a plan on a copy of ``model`` and return the result.
+
+    Each step starts from the previous step's model. A step whose loss turns
+    NaN or infinite is stopped, its weights are rolled back to those before
+    the step, and the result records it (``result.diverged``) with a
+    :class:`rum.exceptions.DivergenceWarning`.
+
+    Example:
+        >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
+    """
+    from rum.api import _prepare
+
+    validate_params({"plan": plan}, {"plan": [InstanceOf((Plan,), "a rum.Plan")]}, "rum.execute")
+    prep = _prepare(model, forget_set, retain_set, device, random_state)
+    if plan.n_forget and plan.n_forget != len(prep.forget):
+        raise InvalidParameterError(
+            f"plan was made for {plan.n_forget} forget items but forget_set has {len(prep.forget)}."
+        )
+    bad = [i for s in plan.steps for i in s.indices if not 0 <= i < len(prep.forget)]
+    if bad:
+        raise InvalidParameterError(
+            f"plan refers to forget items {bad[:5]} outside forget_set (size {len(prep.forget)})."
+        )
+    if profile is None:
+        from rum.profiler import _profile_data
+
+        profile = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
+    return run_plan(
+        plan,
+        prep.model,
+        prep.forget,
+        prep.retain,
+        profile=profile,
+        device=prep.device,
+        seed=prep.seed,
+        n_classes=prep.n_classes,
+        progress=progress,
+    )
+

@@ -1,0 +1,160 @@
+"""The Plan record: an ordered list of unlearning steps, one per group."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rum._records import jsonable, load_json, save_json, table
+from rum.unlearners.base import Unlearner
+
+__all__ = ["Plan", "Step", "RETAIN_POLICIES"]
+
+#: ``"strict"``: every step's retain data excludes the whole forget set.
+#: ``"progressive"``: groups not yet processed stay in the retain data of earlier steps
+#: (the RUM reference code's sequential mode).
+RETAIN_POLICIES = ("strict", "progressive")
+
+
+def unlearner_key(u: Unlearner) -> str:
+    """The name a step records for an unlearner: its registry name, else ``module:QualName``."""
+    from rum.unlearners.registry import UNLEARNERS
+
+    cls = type(u)
+    if cls.name and cls.name in UNLEARNERS and UNLEARNERS.get(cls.name) is cls:
+        return cls.name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unlearning step.
+
+    Attributes:
+        group: the profile group it treats (-1 for the whole forget set).
+        indices: forget-set positions of the items it unlearns.
+        unlearner: a registry name (or ``module:Class`` for unregistered classes).
+        params: the unlearner's hyper-parameters.
+        retain_policy: ``"strict"`` or ``"progressive"`` (see :data:`RETAIN_POLICIES`).
+    """
+
+    group: int
+    indices: tuple[int, ...]
+    unlearner: str
+    params: dict = field(default_factory=dict)
+    retain_policy: str = "strict"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "indices", tuple(int(i) for i in np.asarray(self.indices).ravel()))
+        object.__setattr__(self, "params", dict(self.params))
+
+    @classmethod
+    def from_unlearner(
+        cls, group: int, indices: Any, unlearner: Unlearner, retain_policy: str = "strict"
+    ) -> Step:
+        return cls(group, indices, unlearner_key(unlearner), unlearner.get_params(), retain_policy)
+
+    def build(self) -> Unlearner:
+        """Instantiate the step's unlearner with its parameters."""
+        from rum.unlearners.registry import UNLEARNERS, make_unlearner
+
+        if self.unlearner in UNLEARNERS or ":" not in self.unlearner:
+            return make_unlearner(self.unlearner, self.params, "step.unlearner")
+        module, _, qual = self.unlearner.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+        return make_unlearner(obj, self.params, "step.unlearner")
+
+    def to_dict(self) -> dict:
+        return {
+            "group": self.group,
+            "indices": list(self.indices),
+            "unlearner": self.unlearner,
+            "params": jsonable(self.params),
+            "retain_policy": self.retain_policy,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Step:
+        return cls(
+            group=int(d["group"]),
+            indices=tuple(d["indices"]),
+            unlearner=d["unlearner"],
+            params=dict(d.get("params") or {}),
+            retain_policy=d.get("retain_policy", "strict"),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An ordered tuple of :class:`Step`, run in sequence by :func:`rum.execute`.
+
+    Attributes:
+        steps: the steps, in execution order.
+        policy: the policy that made the plan.
+        n_forget: size of the forget set the plan was made for.
+
+    Example:
+        >>> plan = Plan((Step(0, [0, 1], "finetune", {"epochs": 3}),), policy="manual", n_forget=2)
+        >>> plan.steps[0].unlearner, Plan.from_dict(plan.to_dict()) == plan
+        ('finetune', True)
+    """
+
+    steps: tuple[Step, ...]
+    policy: str = "vanilla"
+    n_forget: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", tuple(self.steps))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __str__(self) -> str:
+        rows = []
+        for i, s in enumerate(self.steps):
+            params = ", ".join(f"{k}={v}" for k, v in jsonable(s.params).items() if v is not None)
+            rows.append([i, s.group, len(s.indices), s.unlearner, s.retain_policy, params])
+        title = f"Plan ({self.policy}, {len(self.steps)} step(s), {self.n_forget} forget items)"
+        return table(["step", "group", "items", "unlearner", "retain", "params"], rows, title)
+
+    def to_networkx(self):
+        """The steps as a directed path graph (node attributes: group, unlearner, size)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for i, s in enumerate(self.steps):
+            g.add_node(i, group=s.group, unlearner=s.unlearner, size=len(s.indices))
+            if i:
+                g.add_edge(i - 1, i)
+        return g
+
+    def to_dict(self) -> dict:
+        return {
+            "policy": self.policy,
+            "n_forget": self.n_forget,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Plan:
+        return cls(
+            steps=tuple(Step.from_dict(s) for s in d["steps"]),
+            policy=d.get("policy", "vanilla"),
+            n_forget=int(d.get("n_forget", 0)),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        return save_json(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        return cls.from_dict(load_json(path))

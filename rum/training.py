@@ -1,0 +1,142 @@
+"""A small, deterministic training loop for classifiers.
+
+Used by the ``retrain`` oracle's default recipe and by the examples. It is
+enough to train the small models rum is tested on; bring your own loop for
+anything larger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rum._seeding import seeded
+from rum._validation import Interval, Options, check_random_state, resolve_device, validate_params
+from rum.data import TensorData, as_data, check_fits_model, check_model
+from rum.unlearners.context import RunContext
+
+__all__ = ["fit", "fit_loop", "BatchCallback"]
+
+#: ``callback(epoch, indices, logits, targets)`` after each training batch.
+BatchCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+FIT_CONSTRAINTS: dict[str, list] = {
+    "epochs": [Interval(int, 1, None)],
+    "lr": [Interval(float, 0, None, closed="neither")],
+    "batch_size": [Interval(int, 1, None)],
+    "optimizer": [Options(("sgd", "adam"))],
+    "momentum": [Interval(float, 0, 1, closed="left")],
+    "weight_decay": [Interval(float, 0, None)],
+}
+
+
+def fit_loop(
+    model: torch.nn.Module,
+    data: TensorData,
+    ctx: RunContext,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    callbacks: Sequence[BatchCallback] = (),
+) -> torch.nn.Module:
+    """Train ``model`` in place with cross-entropy; ``data`` must already be on ``ctx.device``."""
+    from rum.unlearners._training import make_optimizer, optimise
+
+    opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
+    n = len(data)
+    ctx.start(epochs * data.n_batches(batch_size))
+    model.train()
+    for epoch in range(epochs):
+        order = torch.randperm(n, generator=ctx.generator).to(data.device)
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            x, y = data.X[idx], data.y[idx]
+            out = model(x)
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            loss = F.cross_entropy(out, y)
+            for cb in callbacks:
+                cb(epoch, idx, out.detach(), y)
+            optimise(opt, loss, ctx)
+    model.eval()
+    return model
+
+
+def fit(
+    model: torch.nn.Module,
+    train_set: Any,
+    *,
+    epochs: int = 60,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    device: Any = "auto",
+    random_state: Any = 0,
+    callbacks: Sequence[BatchCallback] = (),
+) -> torch.nn.Module:
+    """Train a classifier in place with cross-entropy and return it (in eval mode).
+
+    Args:
+        model: the classifier to train (modified in place, like scikit-learn's ``fit``).
+        train_set: training data in any form rum accepts.
+        epochs, lr, batch_size, optimizer, momentum, weight_decay: the recipe.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``; the model
+            is moved there.
+        random_state: seed for shuffling and dropout; the caller's global RNG
+            state is left as it was.
+        callbacks: functions ``cb(epoch, indices, logits, targets)`` called on every
+            batch before the optimiser step; ``indices`` are positions in ``train_set``.
+
+    Example:
+        >>> import torch, numpy as np, rum
+        >>> X = np.random.default_rng(0).normal(size=(40, 2)).astype("float32")
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> net = torch.nn.Linear(2, 2)
+        >>> net = rum.fit(net, (X, y), epochs=50, lr=0.05, device="cpu")
+        >>> float((net(torch.tensor(X)).argmax(1).numpy() == y).mean()) > 0.9
+        True
+    """
+    check_model(model)
+    validate_params(
+        dict(
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            momentum=momentum,
+            weight_decay=weight_decay,
+        ),
+        FIT_CONSTRAINTS,
+        "rum.fit",
+    )
+    data = as_data(train_set, "train_set")
+    dev = resolve_device(device)
+    seed = check_random_state(random_state)
+    model.to(dev)
+    n_classes = check_fits_model(model, {"train_set": data})
+    from rum.data import model_dtype
+
+    data = data.to(dev, model_dtype(model))
+    with seeded(seed, dev) as gen:
+        ctx = RunContext(device=dev, generator=gen, seed=seed, n_classes=n_classes)
+        fit_loop(
+            model,
+            data,
+            ctx,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            callbacks=callbacks,
+        )
+    return model

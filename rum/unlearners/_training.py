@@ -1,0 +1,95 @@
+"""Private helpers shared by the gradient-based unlearners."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from rum._validation import Interval, Options
+from rum.data import TensorData
+from rum.unlearners.context import RunContext
+
+#: Constraints shared by every optimiser-driven unlearner.
+OPTIM_CONSTRAINTS: dict[str, list] = {
+    "epochs": [Interval(int, 1, None)],
+    "lr": [Interval(float, 0, None, closed="neither")],
+    "batch_size": [Interval(int, 1, None)],
+    "optimizer": [Options(("sgd", "adam"))],
+    "momentum": [Interval(float, 0, 1, closed="left")],
+    "weight_decay": [Interval(float, 0, None)],
+}
+
+
+def make_optimizer(
+    model: torch.nn.Module, optimizer: str, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def optimise(
+    opt: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    ctx: RunContext,
+    *,
+    max_grad_norm: float | None = None,
+    grad_mask: dict[torch.nn.Parameter, torch.Tensor] | None = None,
+) -> None:
+    """One optimiser step on ``loss`` (zero grad, backward, clip, mask, step), reported to ``ctx``.
+
+    The loss is reported before the step so that a NaN or infinite loss stops
+    the step before it corrupts the weights.
+    """
+    ctx.step(loss)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if grad_mask is not None:
+        for p in params:
+            if p.grad is not None and p in grad_mask:
+                p.grad.mul_(grad_mask[p])
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    opt.step()
+
+
+def logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def cross_entropy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits(model, x), y)
+
+
+def cycle_batches(
+    data: TensorData, batch_size: int, ctx: RunContext
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless shuffled batches of ``data`` (a new order every pass)."""
+    for _ in itertools.count():
+        yield from data.batches(batch_size, shuffle=True, generator=ctx.generator)
+
+
+def random_wrong_labels(y: torch.Tensor, n_classes: int, generator: torch.Generator) -> torch.Tensor:
+    """A label different from ``y`` for every item, drawn uniformly from the other classes."""
+    if n_classes < 2:
+        return y.clone()
+    shift = torch.randint(1, n_classes, y.shape, generator=generator).to(y.device)
+    return (y + shift) % n_classes
+
+
+def reinitialise(model: torch.nn.Module) -> list[str]:
+    """Reset every module that has ``reset_parameters``; return modules with parameters it could not reset."""
+    stuck = []
+    for name, module in model.named_modules():
+        own = list(module.parameters(recurse=False))
+        if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+            module.reset_parameters()
+        elif own:
+            stuck.append(name or type(module).__name__)
+    return stuck

@@ -1,0 +1,25 @@
+"""The do-nothing unlearner: the original model, as a baseline."""
+
+from __future__ import annotations
+
+from rum.unlearners.base import Unlearner, UnlearnerTags
+from rum.unlearners.registry import register_unlearner
+
+
+@register_unlearner("noop")
+class Noop(Unlearner):
+    """Return the model unchanged.
+
+    The baseline every other unlearner is compared with, and the right choice
+    for forget items the model would predict the same way without them.
+
+    Example:
+        >>> import rum
+        >>> rum.get_unlearner("noop")()
+        Noop()
+    """
+
+    tags = UnlearnerTags(stochastic=False, cost="none", source="baseline")
+
+    def _unlearn(self, model, forget, retain, ctx):
+        return model
