@@ -1,0 +1,38 @@
+"""Write a benchmark's results into its own section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """One line describing where the numbers were measured."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    gpu = ""
+    if torch.cuda.is_available():
+        gpu = f", GPU {torch.cuda.get_device_name(0)}"
+    return (
+        f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores{gpu}; "
+        f"Python {sys.version.split()[0]}, torch {torch.__version__}"
+    )
+
+
+def write_section(name: str, body: str, doc: Path = DOC) -> None:
+    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (append if absent)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    doc.write_text(text)
