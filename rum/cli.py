@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="train an MLP on digits, unlearn mislabeled + ordinary items, print the evaluation",
-        description="Train a small MLP on scikit-learn's digits with 5%% flipped labels, forget "
-        "10%% of the training set (the flipped items plus ordinary ones) with the default "
+        description="Train a small MLP on scikit-learn's digits with 5% flipped labels, forget "
+        "10% of the training set (the flipped items plus ordinary ones) with the default "
         "pipeline and single unlearners, and compare each with retraining.",
         epilog="example:\n  rum demo --seed 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
