@@ -86,7 +86,16 @@ class InstanceOf:
         return self.description
 
 
-NONE = Options((None,))
+@dataclass(frozen=True)
+class _IsNone:
+    def is_satisfied_by(self, value: Any) -> bool:
+        return value is None
+
+    def __str__(self) -> str:
+        return "None"
+
+
+NONE = _IsNone()
 CALLABLE = InstanceOf((Callable,), "a callable")  # type: ignore[arg-type]
 BOOL = InstanceOf((bool,), "a bool")
 

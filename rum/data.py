@@ -145,6 +145,8 @@ def _to_tensor(value: Any, name: str, part: str) -> torch.Tensor:
                 f"{name}: {part} could not be turned into a rectangular numeric array. "
                 "Pass a numpy array or a torch tensor."
             )
+        if arr.dtype == np.float64:  # Python floats carry no precision intent
+            arr = arr.astype(np.float32)
         return torch.from_numpy(arr.copy())
     raise NotDataError(
         f"{name}: {part} must be a numpy array, a torch tensor or a list, got {_describe(value)}."

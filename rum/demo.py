@@ -61,10 +61,11 @@ def digits_scenario(
     The forget set holds every flipped item plus ordinary items, for a total
     of ``forget_fraction`` of the training set.
     """
-    import rum
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
+
+    import rum
 
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(
@@ -139,7 +140,7 @@ def run_demo(seed: int = 0, *, device: str = "auto", progress: bool | None = Non
     table = rum.EvaluationReport.table(reports, title="Evaluation against the retrained model")
     lines.append(table)
     lines.append("")
-    lines.append("seconds (and speed-up over retraining, which took %.2fs):" % retrain_s)
+    lines.append(f"seconds (and speed-up over retraining, which took {retrain_s:.2f}s):")
     for name, res in runs.items():
         s = res.timings["total"]
         lines.append(f"  {name:<26} {s:6.2f}s  ({retrain_s / max(s, 1e-9):5.1f}x)")

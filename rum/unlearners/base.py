@@ -54,8 +54,7 @@ class Unlearner(ABC):
 
     Example:
         >>> import torch, rum
-        >>> @rum.register_unlearner("scale-down", force=True)
-        ... class ScaleDown(rum.Unlearner):
+        >>> class ScaleDown(rum.Unlearner):
         ...     '''Shrink every weight a little (a toy, for illustration).'''
         ...     _parameter_constraints = {"factor": [rum.Interval(float, 0, 1)]}
         ...     def __init__(self, factor=0.9):

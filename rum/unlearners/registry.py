@@ -26,6 +26,7 @@ def register_unlearner(name: str, *, force: bool = False):
         ...         return model
         >>> rum.get_unlearner("do-nothing-twice") is DoNothingTwice
         True
+        >>> UNLEARNERS.unregister("do-nothing-twice")  # (clean up the example)
     """
 
     def wrap(cls: type[Unlearner]) -> type[Unlearner]:

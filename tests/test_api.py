@@ -1,0 +1,218 @@
+"""rum.unlearn end to end: determinism, no mutation, the NaN guard, and every bad input."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import rum
+from rum.exceptions import (
+    DivergenceWarning,
+    EmptyDataError,
+    IncompatibleDataError,
+    InvalidDataError,
+    InvalidDeviceError,
+    InvalidParameterError,
+    NotAModelError,
+    NotDataError,
+    UnknownOptionError,
+    UnknownUnlearnerError,
+)
+from rum.unlearners.registry import UNLEARNERS
+
+from .conftest import state_equal
+
+
+def test_default_pipeline_returns_a_copy_with_records(small):
+    model, forget, retain = small
+    res = rum.unlearn(model, forget, retain, random_state=0, progress=False)
+    assert isinstance(res, rum.UnlearnResult)
+    assert res.model is not model
+    assert isinstance(res.profile, rum.Profile) and len(res.profile) == 20
+    assert isinstance(res.plan, rum.Plan) and len(res.plan.steps) >= 1
+    assert sorted(i for s in res.plan.steps for i in s.indices) == list(range(20))
+    assert len(res.steps) == len(res.plan.steps)
+    assert all(s.status == "ok" and s.seconds >= 0 for s in res.steps)
+    assert set(res.timings) >= {"profile", "plan", "execute", "total"}
+    assert res.seed == 0 and res.device == "cpu"
+    assert not state_equal(res.model, model)  # something was unlearned
+
+
+def test_same_seed_gives_bit_identical_weights_and_other_seeds_differ(small):
+    model, forget, retain = small
+    for name in ["neggrad+", "random-label", "finetune"]:
+        a = rum.unlearn(model, forget, retain, unlearner=name, random_state=3, device="cpu")
+        b = rum.unlearn(model, forget, retain, unlearner=name, random_state=3, device="cpu")
+        c = rum.unlearn(model, forget, retain, unlearner=name, random_state=4, device="cpu")
+        assert state_equal(a.model, b.model), name
+        assert not state_equal(a.model, c.model), name
+
+
+def test_global_rng_state_is_left_alone(small):
+    model, forget, retain = small
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    rum.unlearn(model, forget, retain, unlearner="random-label", random_state=0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_random_state_none_records_a_seed_that_repeats_the_run(small):
+    model, forget, retain = small
+    a = rum.unlearn(model, forget, retain, unlearner="random-label")
+    b = rum.unlearn(model, forget, retain, unlearner="random-label", random_state=a.seed)
+    assert isinstance(a.seed, int) and state_equal(a.model, b.model)
+
+
+def test_callers_model_and_data_are_untouched(small):
+    model, (Xf, yf), (Xr, yr) = small
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    copies = [a.copy() for a in (Xf, yf, Xr, yr)]
+    for name in rum.list_unlearners():
+        rum.unlearn(model, (Xf, yf), (Xr, yr), unlearner=name, random_state=0,
+                    **rum.get_unlearner(name)._test_params())
+    rum.unlearn(model, (Xf, yf), (Xr, yr), random_state=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert model.training
+    for a, b in zip(copies, (Xf, yf, Xr, yr)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unlearner_spec_forms_are_equivalent(small):
+    model, forget, retain = small
+    ft = rum.get_unlearner("finetune")
+    by_name = rum.unlearn(model, forget, retain, unlearner="finetune", epochs=2, random_state=0)
+    by_class = rum.unlearn(model, forget, retain, unlearner=ft, epochs=2, random_state=0)
+    by_inst = rum.unlearn(model, forget, retain, unlearner=ft(epochs=2), random_state=0)
+    by_method = ft(epochs=2).unlearn(model, forget, retain, random_state=0)
+    for r in (by_class, by_inst, by_method):
+        assert state_equal(by_name.model, r.model)
+    assert by_name.plan.steps[0].unlearner == "finetune"
+    assert by_name.plan.steps[0].params["epochs"] == 2
+
+
+class Exploding(rum.Unlearner):
+    """Multiplies the loss so that it overflows after a few steps."""
+
+    def __init__(self, steps: int = 20):
+        self.steps = steps
+
+    def _unlearn(self, model, forget, retain, ctx):
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        ctx.start(self.steps)
+        for _ in range(self.steps):
+            for x, y in forget.batches(8):
+                loss = -torch.nn.functional.cross_entropy(model(x), y) * 1e30
+                ctx.step(loss)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return model
+
+
+class PoisonWeights(rum.Unlearner):
+    """Writes NaN into the weights without reporting any loss."""
+
+    def _unlearn(self, model, forget, retain, ctx):
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+        return model
+
+
+@pytest.mark.parametrize("bad", [Exploding(), PoisonWeights()], ids=["nan-loss", "nan-weights"])
+def test_nan_guard_stops_the_step_restores_weights_and_records_it(small, bad):
+    model, forget, retain = small
+    plan = rum.Plan(
+        (
+            rum.Step(0, range(10), "finetune", {"epochs": 1}),
+            rum.Step.from_unlearner(1, range(10, 20), bad),
+        ),
+        policy="manual",
+        n_forget=20,
+    )
+    first = rum.execute(rum.Plan(plan.steps[:1], n_forget=20), model, forget, retain, random_state=0)
+    with pytest.warns(DivergenceWarning, match="weights from before it restored"):
+        res = rum.execute(plan, model, forget, retain, random_state=0)
+    assert [s.status for s in res.steps] == ["ok", "diverged"]
+    assert res.diverged and "smaller lr" in res.steps[1].message
+    assert all(torch.isfinite(p).all() for p in res.model.parameters())
+    # the last good weights are those after step 0
+    assert state_equal(res.model, first.model)
+    assert "diverged" in str(res)
+
+
+def test_progress_bar_is_shown_when_asked(small, capsys):
+    model, forget, retain = small
+    rum.unlearn(model, forget, retain, unlearner="finetune", epochs=1, progress=True, random_state=0)
+    err = capsys.readouterr().err
+    assert "step 1/1 finetune" in err and "it" in err
+    rum.unlearn(model, forget, retain, unlearner="finetune", epochs=1, progress=False, random_state=0)
+    assert capsys.readouterr().err == ""
+
+
+# ---- bad input: a typed error before any work starts, naming the argument ------------------
+def _bad_calls(model, forget, retain):
+    Xf, yf = forget
+    return [
+        (lambda: rum.unlearn("model.pt", forget, retain), NotAModelError, "model must be a torch.nn.Module"),
+        (lambda: rum.unlearn(torch.nn.ReLU(), forget, retain), NotAModelError, "no parameters"),
+        (lambda: rum.unlearn(model, (Xf[:0], yf[:0]), retain), EmptyDataError, "forget_set is empty"),
+        (lambda: rum.unlearn(model, (Xf, yf[:5]), retain), InvalidDataError, "forget_set: X has 20 rows"),
+        (lambda: rum.unlearn(model, (Xf[:, :3], yf), retain), IncompatibleDataError, "forget_set: items of shape (3,)"),
+        (lambda: rum.unlearn(model, forget, (retain[0][:, :4], retain[1])), IncompatibleDataError, "retain_set"),
+        (lambda: rum.unlearn(model, (Xf, yf + 3), retain), InvalidDataError, "only 3 classes"),
+        (lambda: rum.unlearn(model, (Xf, -yf - 1), retain), InvalidDataError, "forget_set: labels must be class indices >= 0"),
+        (lambda: rum.unlearn(model, (Xf, yf + 0.5), retain), InvalidDataError, "must be integers"),
+        (lambda: rum.unlearn(model, (np.full_like(Xf, np.nan), yf), retain), InvalidDataError, "NaN or infinite"),
+        (lambda: rum.unlearn(model, forget, retain, unlearner="neggrad++"), UnknownUnlearnerError, "Known unlearners"),
+        (lambda: rum.unlearn(model, forget, retain, unlearner="finetune", epoch=3), UnknownOptionError, "Did you mean 'epochs'"),
+        (lambda: rum.unlearn(model, forget, retain, polcy="vanilla"), UnknownOptionError, "Did you mean 'policy'"),
+        (lambda: rum.unlearn(model, forget, retain, device="gpu"), InvalidDeviceError, "device='gpu'"),
+        (lambda: rum.unlearn(model, forget, retain, device=3), InvalidDeviceError, "device must be"),
+        (lambda: rum.unlearn(model, "forget.npz", retain), NotDataError, "forget_set is a str"),
+        (lambda: rum.unlearn(model, None, retain), NotDataError, "forget_set is None"),
+        (lambda: rum.unlearn(model, forget, retain, unlearner="finetune", epochs=0), InvalidParameterError, "'epochs'"),
+        (lambda: rum.unlearn(model, forget, None, unlearner="finetune"), InvalidParameterError, "retain_set="),
+        (lambda: rum.unlearn(model, forget, retain, random_state=-1), InvalidParameterError, "random_state"),
+    ]
+
+
+def test_every_bad_input_gets_a_typed_error_and_the_model_is_untouched(small):
+    model, forget, retain = small
+    before = copy.deepcopy(model.state_dict())
+    for call, error, words in _bad_calls(model, forget, retain):
+        with pytest.raises(error) as info:
+            call()
+        assert words in str(info.value), (words, str(info.value))
+        assert isinstance(info.value, (ValueError, TypeError))
+        assert isinstance(info.value, rum.exceptions.RumError)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(small):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present")
+    model, forget, retain = small
+    with pytest.raises(InvalidDeviceError, match="no CUDA device is available"):
+        rum.unlearn(model, forget, retain, device="cuda")
+
+
+def test_unregistered_custom_unlearner_runs_and_its_plan_round_trips(small):
+    model, forget, retain = small
+    res = rum.unlearn(model, forget, retain, unlearner=Exploding(steps=0), random_state=0)
+    key = res.plan.steps[0].unlearner
+    assert key.endswith(":Exploding")
+    assert isinstance(rum.Plan.from_dict(res.plan.to_dict()).steps[0].build(), Exploding)
+    assert "Exploding" not in UNLEARNERS
+
+
+def test_no_warning_on_a_healthy_run(small):
+    model, forget, retain = small
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rum.unlearn(model, forget, retain, unlearner="neggrad+", random_state=0)

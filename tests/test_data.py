@@ -1,0 +1,149 @@
+"""The data adapter: every accepted form gives the same TensorData, bad input gives typed errors."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from rum.data import TensorData, as_data, check_fits_model
+from rum.exceptions import (
+    EmptyDataError,
+    IncompatibleDataError,
+    InvalidDataError,
+    NotDataError,
+)
+
+X = np.arange(24, dtype=np.float32).reshape(6, 4)
+Y = np.array([0, 1, 2, 0, 1, 2])
+
+
+class PairDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return len(Y)
+
+    def __getitem__(self, i):
+        return X[i], int(Y[i])
+
+
+class Bunch:
+    data, target = X, Y
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        (X, Y),
+        [X, Y],
+        (torch.tensor(X), torch.tensor(Y)),
+        (X.tolist(), Y.tolist()),
+        PairDataset(),
+        TensorDataset(torch.tensor(X), torch.tensor(Y)),
+        DataLoader(PairDataset(), batch_size=4),
+        DataLoader(TensorDataset(torch.tensor(X), torch.tensor(Y)), batch_size=5),
+        Bunch(),
+        (X, Y.reshape(-1, 1)),
+    ],
+    ids=["tuple", "list", "tensors", "lists", "dataset", "tensordataset", "loader", "loader5",
+         "bunch", "column-labels"],
+)
+def test_every_form_gives_the_same_items(obj):
+    d = as_data(obj, "forget_set")
+    assert isinstance(d, TensorData)
+    np.testing.assert_array_equal(d.X.numpy(), X)
+    np.testing.assert_array_equal(d.y.numpy(), Y)
+    assert d.X.dtype == torch.float32 and d.y.dtype == torch.int64
+
+
+def test_result_does_not_alias_the_callers_arrays():
+    Xc, yc = X.copy(), Y.copy()
+    d = as_data((Xc, yc))
+    d.X.add_(100)
+    d.y.zero_()
+    np.testing.assert_array_equal(Xc, X)
+    np.testing.assert_array_equal(yc, Y)
+    t = torch.tensor(X)
+    as_data((t, torch.tensor(Y))).X.mul_(0)
+    assert torch.equal(t, torch.tensor(X))
+
+
+def test_integer_features_become_float_and_float64_is_kept():
+    d = as_data((X.astype(np.int64), Y))
+    assert d.X.dtype == torch.float32
+    assert as_data((X.astype(np.float64), Y)).X.dtype == torch.float64
+
+
+def test_batches_cover_every_item_once_and_shuffle_is_seeded():
+    d = as_data((X, Y))
+    seen = torch.cat([x[:, 0] for x, _ in d.batches(4, shuffle=True, generator=torch.Generator().manual_seed(1))])
+    assert sorted(seen.tolist()) == sorted(X[:, 0].tolist())
+    again = torch.cat([x[:, 0] for x, _ in d.batches(4, shuffle=True, generator=torch.Generator().manual_seed(1))])
+    assert torch.equal(seen, again)
+    assert d.n_batches(4) == 2
+
+
+def test_subset_and_concat():
+    d = as_data((X, Y))
+    s = d.subset([5, 0])
+    assert s.y.tolist() == [2, 0]
+    assert len(d.concat(s)) == 8
+    assert d.subset(np.array([True, False] * 3)).y.tolist() == [0, 2, 1]
+
+
+@pytest.mark.parametrize(
+    "obj, error, words",
+    [
+        (None, NotDataError, "forget_set is None"),
+        ("data/forget.npz", NotDataError, "does not read files"),
+        (pathlib.Path("forget.npz"), NotDataError, "does not read files"),
+        ({"X": X, "y": Y}, NotDataError, "cannot read"),
+        (42, NotDataError, "cannot read"),
+        ((X, Y, Y), NotDataError, "length 3"),
+        ((X, Y[:5]), InvalidDataError, "6 rows but y has 5"),
+        ((X[:0], Y[:0]), EmptyDataError, "forget_set is empty"),
+        ((np.where(X > 20, np.nan, X), Y), InvalidDataError, "NaN or infinite"),
+        ((np.where(X > 20, np.inf, X), Y), InvalidDataError, "NaN or infinite"),
+        ((X, Y.astype(float) + 0.5), InvalidDataError, "must be integers"),
+        ((X, Y - 1), InvalidDataError, ">= 0"),
+        ((X, np.eye(3)[Y]), InvalidDataError, "one-hot"),
+        ((X, Y.astype(bool)), InvalidDataError, "must be integers"),
+        ((np.array([["a"] * 4] * 6, dtype=object), Y), InvalidDataError, "dtype object"),
+    ],
+)
+def test_bad_data_raises_a_typed_error_naming_the_argument(obj, error, words):
+    with pytest.raises(error) as info:
+        as_data(obj, "forget_set")
+    assert "forget_set" in str(info.value)
+    assert words in str(info.value)
+    assert isinstance(info.value, (ValueError, TypeError))
+
+
+def test_a_dataset_of_dicts_is_rejected_with_a_hint():
+    class Dicts(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return {"x": X[i], "y": Y[i]}
+
+    with pytest.raises(NotDataError, match=r"\(x, y\)"):
+        as_data(Dicts(), "retain_set")
+
+
+def test_empty_is_allowed_when_asked():
+    assert len(as_data((X[:0], Y[:0]), allow_empty=True)) == 0
+
+
+def test_check_fits_model_reports_shape_and_label_problems():
+    model = torch.nn.Linear(4, 3)
+    assert check_fits_model(model, {"forget_set": as_data((X, Y))}) == 3
+    with pytest.raises(IncompatibleDataError, match=r"forget_set: items of shape \(5,\)"):
+        check_fits_model(model, {"forget_set": as_data((np.ones((2, 5)), [0, 1]))})
+    with pytest.raises(InvalidDataError, match="label 3, but the model outputs only 3 classes"):
+        check_fits_model(model, {"retain_set": as_data((X, Y + 1))})
+    model.train()
+    check_fits_model(model, {"f": as_data((X, Y))})
+    assert model.training  # mode restored

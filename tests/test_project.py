@@ -1,0 +1,67 @@
+"""Project-level promises: the README commands, CI, the examples and the public surface."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import runpy
+
+import pytest
+
+import rum
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _readme_command(tag: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(rf"<!-- {tag} -->(.*?)<!-- /{tag} -->", text, re.S).group(1)
+    lines = [ln for ln in block.splitlines() if ln.startswith("pip ")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_readme_has_exactly_the_two_setup_commands():
+    demo, tests = _readme_command("demo-command"), _readme_command("test-command")
+    assert demo.startswith("pip install torch==2.13.0") and demo.endswith("rum demo")
+    assert tests.startswith("pip install torch==2.13.0") and "pytest" in tests
+    assert "[dev]" in tests
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "test-command" in ci and "README.md" in ci
+
+
+def test_public_surface_is_small_and_documented():
+    assert len(rum.__all__) <= 30
+    for name in rum.__all__:
+        obj = getattr(rum, name)
+        if callable(obj):
+            assert obj.__doc__ and obj.__doc__.strip(), name
+
+
+def test_quickstart_example_runs(capsys):
+    runpy.run_path(str(ROOT / "examples" / "quickstart.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "Against the retrained model" in out and "retraining" in out
+
+
+@pytest.mark.parametrize("module", ["rum", "rum.data", "rum.metrics", "rum.unlearners"])
+def test_doctests(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(module)
+    failures = 0
+    for sub in [mod, *[importlib.import_module(n) for n in _submodules(mod)]]:
+        failures += doctest.testmod(sub, optionflags=doctest.ELLIPSIS).failed
+    assert failures == 0
+
+
+def _submodules(mod):
+    import pkgutil
+
+    if not hasattr(mod, "__path__"):
+        return []
+    return [m.name for m in pkgutil.walk_packages(mod.__path__, mod.__name__ + ".")]
