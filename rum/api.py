@@ -19,7 +19,7 @@ from rum.unlearners.registry import make_unlearner
 __all__ = ["unlearn"]
 
 #: Keyword options of the default (profile -> plan -> execute) pipeline.
-PIPELINE_OPTIONS = ("policy", "unlearners", "retain_policy")
+PIPELINE_OPTIONS = ("policy", "unlearners", "retain_policy", "budget")
 
 
 @dataclass
@@ -82,8 +82,8 @@ def unlearn(
             ``None`` draws one, recorded in ``result.seed``.
         progress: show a progress bar per step; ``None`` shows one only on a terminal.
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
-            pipeline's options ``policy``, ``unlearners``, ``retain_policy``
-            (see :func:`rum.plan`).
+            pipeline's options ``policy``, ``unlearners``, ``retain_policy``,
+            ``budget`` (see :func:`rum.plan`).
 
     Returns:
         UnlearnResult: ``.model`` is the unlearned copy; also the profile, the
@@ -106,7 +106,11 @@ def unlearn(
     prep = _prepare(model, forget_set, retain_set, device, random_state)
     prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
     t1 = time.perf_counter()
-    the_plan = make_plan(prof, **plan_options)
+    n_retain = 0 if prep.retain is None else len(prep.retain)
+    if plan_options.get("policy") == "auto":
+        the_plan = _auto_plan(prep, prof, plan_options)
+    else:
+        the_plan = make_plan(prof, n_retain=n_retain, random_state=prep.seed, **plan_options)
     t2 = time.perf_counter()
     return run_plan(
         the_plan,
@@ -120,3 +124,38 @@ def unlearn(
         progress=progress,
         timings={"profile": t1 - t0, "plan": t2 - t1},
     )
+
+
+def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> Any:
+    """Run the auto policy's search on a scratch copy of the model."""
+    import dataclasses
+
+    from rum._validation import NONE, Interval, validate_params
+    from rum.exceptions import InvalidParameterError
+    from rum.planner.auto import auto_search
+
+    validate_params(
+        {"budget": options.get("budget")},
+        {"budget": [Interval(float, 0, None, closed="neither"), NONE]},
+        "rum.unlearn",
+    )
+    if prep.retain is None:
+        raise InvalidParameterError("policy='auto' needs retain_set (the rest of the training data).")
+    if options.get("unlearners") is not None:
+        raise InvalidParameterError(
+            "policy='auto' chooses the unlearners itself; leave unlearners unset or use "
+            "policy='rum' with a mapping."
+        )
+    found, _, _ = auto_search(
+        prof,
+        copy.deepcopy(prep.model).to(prep.device),
+        prep.forget.to(prep.device),
+        prep.retain.to(prep.device),
+        device=prep.device,
+        seed=prep.seed,
+        n_classes=prep.n_classes,
+        budget=options.get("budget"),
+    )
+    rp = options.get("retain_policy", "strict")
+    steps = tuple(dataclasses.replace(s, retain_policy=rp) for s in found.steps)
+    return dataclasses.replace(found, steps=steps, n_retain=len(prep.retain))

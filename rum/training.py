@@ -64,6 +64,8 @@ def fit_loop(
             for cb in callbacks:
                 cb(epoch, idx, out.detach(), y)
             optimise(opt, loss, ctx)
+        if ctx.end_epoch(model):
+            break
     model.eval()
     return model
 

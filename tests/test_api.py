@@ -34,7 +34,7 @@ def test_default_pipeline_returns_a_copy_with_records(small):
     assert res.model is not model
     assert isinstance(res.profile, rum.Profile) and len(res.profile) == 20
     assert isinstance(res.plan, rum.Plan) and len(res.plan.steps) >= 1
-    assert sorted(i for s in res.plan.steps for i in s.indices) == list(range(20))
+    assert set().union(*(s.indices for s in res.plan.steps)) == set(range(20))
     assert len(res.steps) == len(res.plan.steps)
     assert all(s.status == "ok" and s.seconds >= 0 for s in res.steps)
     assert set(res.timings) >= {"profile", "plan", "execute", "total"}

@@ -2,81 +2,137 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
 from typing import Any
 
-from rum._validation import Options, validate_params
+from rum._validation import NONE, Interval, Options, check_random_state, validate_params
+from rum.exceptions import InvalidParameterError
 from rum.planner.plan import RETAIN_POLICIES, Plan, Step
+from rum.planner.policies import (
+    DEFAULT_UNLEARNER,
+    RUM_MAPPING,
+    Policy,
+    get_policy,
+    list_policies,
+    register_policy,
+)
 from rum.profiler.profile import Profile
-from rum.unlearners.base import Unlearner
-from rum.unlearners.registry import make_unlearner
 
-__all__ = ["plan", "Plan", "Step", "POLICIES", "DEFAULT_UNLEARNER"]
+__all__ = [
+    "plan",
+    "Plan",
+    "Step",
+    "Policy",
+    "register_policy",
+    "get_policy",
+    "list_policies",
+    "DEFAULT_UNLEARNER",
+    "RUM_MAPPING",
+]
 
-#: The unlearner used when none is named.
-DEFAULT_UNLEARNER = "neggrad+"
 
-POLICIES = ("vanilla", "uniform", "rum")
-
-
-def _as_unlearner(spec: Any, argument: str) -> Unlearner:
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
-        return make_unlearner(spec[0], dict(spec[1]), argument)
-    return make_unlearner(spec, None, argument)
+def _resolve_policy(policy: Any) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, type) and issubclass(policy, Policy):
+        return policy()
+    if isinstance(policy, str):
+        return get_policy(policy)()
+    raise InvalidParameterError(
+        f"policy must be a name ({', '.join(list_policies())}), a rum.planner.Policy subclass "
+        f"or instance, got {type(policy).__name__}."
+    )
 
 
 def plan(
     profile: Profile,
     *,
-    policy: str = "rum",
+    policy: Any = "rum",
     unlearners: Any = None,
+    budget: float | None = None,
     retain_policy: str = "strict",
+    n_retain: int = 0,
+    random_state: Any = 0,
+    model: Any = None,
+    forget_set: Any = None,
+    retain_set: Any = None,
+    device: Any = "auto",
 ) -> Plan:
-    """Turn a profile into an ordered plan of unlearning steps.
+    """Turn a profile into an ordered plan of unlearning steps, without running it.
+
+    Printing the plan shows each step's estimated cost (in passes over the
+    retain set when ``n_retain`` is known), so a plan can be checked before
+    anything runs.
 
     Args:
         profile: the forget-set profile (from :func:`rum.profile`).
-        policy: ``"vanilla"`` (one step over the whole forget set),
-            ``"uniform"`` (the same unlearner on each group, easiest first), or
-            ``"rum"`` (an unlearner per group; with one group this is
-            ``"uniform"``).
-        unlearners: a name, class or instance used for every group, a
-            ``(name, params)`` pair, or a mapping ``{group: spec}``. ``None``
-            uses :data:`DEFAULT_UNLEARNER`.
-        retain_policy: ``"strict"`` or ``"progressive"``.
+        policy: ``"rum"`` (default: an unlearner per group by difficulty, see
+            :data:`RUM_MAPPING`, then a repair step), ``"uniform"`` (one
+            unlearner on each group in turn, RUM^F), ``"vanilla"`` (one step
+            over the whole forget set), ``"shuffle"`` (a control: random groups
+            of the same sizes), ``"mapping"`` (exactly ``unlearners``),
+            ``"auto"`` (searches each group's unlearner and length against an
+            oracle-free target; needs ``model``, ``forget_set`` and
+            ``retain_set``), or a :class:`Policy`.
+        unlearners: for ``"uniform"``/``"vanilla"``/``"shuffle"`` a name, class,
+            instance or ``(name, params)``; for ``"rum"``/``"mapping"`` a mapping
+            ``{group id or "low"/"medium"/"high"/"repair": unlearner}``.
+        budget: for ``"auto"``: the search's time limit in seconds.
+        retain_policy: ``"strict"`` (every step's retain data excludes the whole
+            forget set) or ``"progressive"`` (groups not yet processed stay in
+            the retain data of earlier steps).
+        n_retain: retain-set size, for the cost estimate.
+        random_state: seed of the ``"shuffle"`` and ``"auto"`` policies.
+        model, forget_set, retain_set, device: the data ``"auto"`` searches on.
 
     Example:
         >>> import numpy as np, rum
-        >>> p = rum.Profile.single_group(np.array([0.2, 0.7, 0.1]))
-        >>> print(rum.plan(p, policy="vanilla", unlearners="finetune").steps[0].unlearner)
-        finetune
+        >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
+        >>> [s.unlearner for s in rum.plan(p).steps]
+        ['random-label', 'random-label', 'finetune']
+        >>> [s.unlearner for s in rum.plan(p, policy="vanilla", unlearners="neggrad+").steps]
+        ['neggrad+']
     """
     if not isinstance(profile, Profile):
-        from rum.exceptions import InvalidParameterError
-
         raise InvalidParameterError(
             f"profile must be a rum.Profile (from rum.profile()), got {type(profile).__name__}."
         )
     validate_params(
-        {"policy": policy, "retain_policy": retain_policy},
-        {"policy": [Options(POLICIES)], "retain_policy": [Options(RETAIN_POLICIES)]},
+        {"retain_policy": retain_policy, "budget": budget, "n_retain": n_retain},
+        {
+            "retain_policy": [Options(RETAIN_POLICIES)],
+            "budget": [Interval(float, 0, None, closed="neither"), NONE],
+            "n_retain": [Interval(int, 0, None)],
+        },
         "rum.plan",
     )
-    groups = [s.group for s in profile.summary]
-    if isinstance(unlearners, Mapping):
-        chosen = {}
-        for g in groups:
-            spec = unlearners.get(g, DEFAULT_UNLEARNER)
-            chosen[g] = _as_unlearner(spec, f"unlearners[{g}]")
-    else:
-        u = _as_unlearner(DEFAULT_UNLEARNER if unlearners is None else unlearners, "unlearner")
-        chosen = {g: u for g in groups}
-    n = len(profile)
-    if policy == "vanilla" or len(groups) == 1:
-        u = chosen[groups[0]] if len(set(map(repr, chosen.values()))) == 1 else chosen[groups[-1]]
-        steps = (Step.from_unlearner(-1 if len(groups) > 1 else groups[0], range(n), u, retain_policy),)
-    else:
-        steps = tuple(
-            Step.from_unlearner(g, profile.indices(g), chosen[g], retain_policy) for g in groups
+    seed = check_random_state(random_state)
+    if isinstance(policy, str) and policy == "auto":
+        if model is None or forget_set is None or retain_set is None:
+            raise InvalidParameterError(
+                "policy='auto' tries unlearners on the data: pass model=, forget_set= and "
+                "retain_set= to rum.plan (rum.unlearn does this for you)."
+            )
+        from rum.api import _prepare
+        from rum.planner.auto import auto_search
+
+        prep = _prepare(model, forget_set, retain_set, device, seed)
+        if prep.retain is None:
+            raise InvalidParameterError("policy='auto' needs a non-empty retain_set.")
+        if len(prep.forget) != len(profile):
+            raise InvalidParameterError(
+                f"the profile has {len(profile)} items but forget_set has {len(prep.forget)}."
+            )
+        found, _, _ = auto_search(
+            profile, prep.model.to(prep.device), prep.forget.to(prep.device),
+            prep.retain.to(prep.device), device=prep.device, seed=seed,
+            n_classes=prep.n_classes, budget=budget,
         )
-    return Plan(steps=steps, policy=policy, n_forget=n)
+        steps = found.steps
+        name = "auto"
+    else:
+        pol = _resolve_policy(policy)
+        steps = tuple(pol.steps(profile, unlearners, seed))
+        name = pol.name or type(pol).__name__
+    steps = tuple(dataclasses.replace(s, retain_policy=retain_policy) for s in steps)
+    return Plan(steps=steps, policy=name, n_forget=len(profile), n_retain=n_retain)

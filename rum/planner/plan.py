@@ -98,6 +98,7 @@ class Plan:
         steps: the steps, in execution order.
         policy: the policy that made the plan.
         n_forget: size of the forget set the plan was made for.
+        n_retain: size of the retain set (0 when unknown); used for the cost estimate.
 
     Example:
         >>> plan = Plan((Step(0, [0, 1], "finetune", {"epochs": 3}),), policy="manual", n_forget=2)
@@ -108,6 +109,7 @@ class Plan:
     steps: tuple[Step, ...]
     policy: str = "vanilla"
     n_forget: int = 0
+    n_retain: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -118,13 +120,41 @@ class Plan:
     def __iter__(self):
         return iter(self.steps)
 
+    def estimated_cost(self) -> list[float | None]:
+        """Per-step cost estimate in retain epochs (passes over the retain set).
+
+        Retraining from scratch costs as many retain epochs as the original
+        training had epochs, so a plan estimated at 2 retain epochs is about
+        30x cheaper than retraining a model trained for 60 epochs. ``None``
+        where an unlearner gives no estimate or the retain size is unknown.
+        """
+        out: list[float | None] = []
+        for s in self.steps:
+            work = None
+            if self.n_retain:
+                try:
+                    work = s.build().estimate_work(len(s.indices), self.n_retain)
+                except Exception:  # noqa: BLE001 - an estimate must never break printing
+                    work = None
+            out.append(None if work is None else work / self.n_retain)
+        return out
+
     def __str__(self) -> str:
         rows = []
-        for i, s in enumerate(self.steps):
-            params = ", ".join(f"{k}={v}" for k, v in jsonable(s.params).items() if v is not None)
-            rows.append([i, s.group, len(s.indices), s.unlearner, s.retain_policy, params])
+        costs = self.estimated_cost()
+        for i, (s, c) in enumerate(zip(self.steps, costs)):
+            params = ", ".join(
+                f"{k}={v}" for k, v in jsonable(s.params).items() if v is not None
+            )
+            rows.append([i, s.group, len(s.indices), s.unlearner, c, params])
         title = f"Plan ({self.policy}, {len(self.steps)} step(s), {self.n_forget} forget items)"
-        return table(["step", "group", "items", "unlearner", "retain", "params"], rows, title)
+        text = table(
+            ["step", "group", "items", "unlearner", "est. retain epochs", "params"], rows, title
+        )
+        known = [c for c in costs if c is not None]
+        if known and len(known) == len(costs):
+            text += f"\nestimated total: {sum(known):.2f} retain epochs"
+        return text
 
     def to_networkx(self):
         """The steps as a directed path graph (node attributes: group, unlearner, size)."""
@@ -141,6 +171,7 @@ class Plan:
         return {
             "policy": self.policy,
             "n_forget": self.n_forget,
+            "n_retain": self.n_retain,
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -150,6 +181,7 @@ class Plan:
             steps=tuple(Step.from_dict(s) for s in d["steps"]),
             policy=d.get("policy", "vanilla"),
             n_forget=int(d.get("n_forget", 0)),
+            n_retain=int(d.get("n_retain", 0)),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -187,6 +187,14 @@ class Unlearner(ABC):
         can show progress and stop a diverging step.
         """
 
+    def estimate_work(self, n_forget: int, n_retain: int) -> float | None:
+        """Rough number of per-item gradient evaluations this unlearner will make.
+
+        Used by :func:`rum.plan` to print a cost estimate before anything runs;
+        ``None`` means unknown. Override in subclasses.
+        """
+        return None
+
     @classmethod
     def _test_params(cls) -> dict[str, Any]:
         """Cheap settings for the test suite (override to make tests fast)."""

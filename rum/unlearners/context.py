@@ -34,6 +34,9 @@ class RunContext:
         on_progress: called as ``on_progress(n_iterations, loss)`` after each
             iteration; the executor turns it into a progress bar.
         on_start: called once with the total number of iterations planned.
+        on_epoch_end: called as ``on_epoch_end(epoch, model)`` after each epoch
+            of an epoch-based unlearner; returning ``True`` asks it to stop
+            (the ``auto`` policy uses this to pick the number of epochs).
     """
 
     device: torch.device
@@ -42,7 +45,9 @@ class RunContext:
     n_classes: int
     on_progress: Callable[[int, float | None], None] | None = None
     on_start: Callable[[int], None] | None = None
+    on_epoch_end: Callable[[int, torch.nn.Module], bool] | None = None
     iterations: int = field(default=0, init=False)
+    epochs_done: int = field(default=0, init=False)
     last_loss: float | None = field(default=None, init=False)
 
     def start(self, total_iterations: int) -> None:
@@ -66,6 +71,21 @@ class RunContext:
             self.last_loss = value
         if self.on_progress is not None:
             self.on_progress(1, value)
+
+    def end_epoch(self, model: torch.nn.Module) -> bool:
+        """Report a finished epoch; ``True`` means the caller should stop early.
+
+        Epoch-based unlearners call this after every epoch::
+
+            for epoch in range(self.epochs):
+                ...
+                if ctx.end_epoch(model):
+                    break
+        """
+        self.epochs_done += 1
+        if self.on_epoch_end is None:
+            return False
+        return bool(self.on_epoch_end(self.epochs_done, model))
 
     @classmethod
     def simple(cls, n_classes: int, seed: int = 0, device: str = "cpu") -> RunContext:

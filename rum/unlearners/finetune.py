@@ -52,6 +52,9 @@ class Finetune(Unlearner):
         self.momentum = momentum
         self.weight_decay = weight_decay
 
+    def estimate_work(self, n_forget, n_retain):
+        return float(self.epochs * n_retain)
+
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         ctx.start(self.epochs * retain.n_batches(self.batch_size))
@@ -59,6 +62,8 @@ class Finetune(Unlearner):
         for _ in range(self.epochs):
             for x, y in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 optimise(opt, cross_entropy(model, x, y), ctx)
+            if ctx.end_epoch(model):
+                break
         return model
 
     @classmethod

@@ -57,6 +57,9 @@ class NegGrad(Unlearner):
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
 
+    def estimate_work(self, n_forget, n_retain):
+        return float(self.epochs * n_forget)
+
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         ctx.start(self.epochs * forget.n_batches(self.batch_size))
@@ -65,6 +68,8 @@ class NegGrad(Unlearner):
             for x, y in forget.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 loss = -cross_entropy(model, x, y)
                 optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
+            if ctx.end_epoch(model):
+                break
         return model
 
     @classmethod

@@ -72,6 +72,10 @@ class NegGradPlus(Unlearner):
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
 
+    def estimate_work(self, n_forget, n_retain):
+        fb = self.forget_batch_size or self.batch_size
+        return float(self.epochs * (n_retain + -(-n_retain // self.batch_size) * fb))
+
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
@@ -84,6 +88,8 @@ class NegGradPlus(Unlearner):
                     model, xf, yf
                 )
                 optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
+            if ctx.end_epoch(model):
+                break
         return model
 
     @classmethod

@@ -21,5 +21,8 @@ class Noop(Unlearner):
 
     tags = UnlearnerTags(stochastic=False, cost="none", source="baseline")
 
+    def estimate_work(self, n_forget, n_retain):
+        return 0.0
+
     def _unlearn(self, model, forget, retain, ctx):
         return model

@@ -68,6 +68,9 @@ class RandomLabel(Unlearner):
         self.momentum = momentum
         self.weight_decay = weight_decay
 
+    def estimate_work(self, n_forget, n_retain):
+        return float(self.epochs * (n_forget + min(n_retain, round(self.retain_ratio * n_forget))))
+
     def _unlearn(self, model, forget, retain, ctx):
         import torch
 
@@ -85,6 +88,8 @@ class RandomLabel(Unlearner):
                 mixed = mixed.concat(retain.subset(pick.to(retain.device)))
             for x, y in mixed.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 optimise(opt, cross_entropy(model, x, y), ctx)
+            if ctx.end_epoch(model):
+                break
         return model
 
     @classmethod

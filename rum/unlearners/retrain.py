@@ -64,6 +64,9 @@ class Retrain(Unlearner):
         self.train_fn = train_fn
         self.init_fn = init_fn
 
+    def estimate_work(self, n_forget, n_retain):
+        return None if self.train_fn is not None else float(self.epochs * n_retain)
+
     def _unlearn(self, model, forget, retain, ctx):
         if self.init_fn is not None:
             self.init_fn(model)

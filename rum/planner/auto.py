@@ -1,0 +1,201 @@
+"""The ``auto`` policy: choose each group's unlearner and length by an oracle-free target.
+
+Nothing here needs the retrained model. The target for every forget item is
+what a model that never saw it would probably say, estimated from the
+original model's own feature space: the fraction of the item's ``k`` nearest
+retain items (cosine similarity of penultimate-layer embeddings) that carry
+the item's label. A mislabeled item's neighbours disagree with its label
+(target near 0), an ordinary item's agree (target near held-out accuracy).
+
+Groups are processed easiest first. For each group, every candidate
+unlearner runs once from the current model; after each of its epochs the
+search scores
+
+    J = mean over processed forget items of |correct - target|
+        + accuracy lost on a held-out slice of the retain set
+
+and keeps the best epoch. The candidate and epoch count with the lowest J
+(doing nothing included) become the group's step. A last ``repair`` step
+(fine-tuning on retain, by default) is chosen the same way over all groups.
+Steps are seeded by their position in the final plan, so re-running the
+returned plan with :func:`rum.execute` reproduces the searched model exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rum._seeding import seeded
+from rum.data import TensorData
+from rum.executor import step_seeds
+from rum.metrics.functional import predict_logits
+from rum.planner.plan import Plan, Step
+from rum.profiler.profile import Profile
+from rum.unlearners.base import Unlearner
+from rum.unlearners.context import NonFiniteLossError, RunContext
+
+__all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets"]
+
+#: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
+AUTO_CANDIDATES: tuple = (
+    ("random-label", {"epochs": 5}),
+    ("neggrad", {"epochs": 3}),
+)
+#: Candidates for the final repair step over the whole forget set.
+AUTO_REPAIR: tuple = (("finetune", {"epochs": 5}),)
+
+
+def _penultimate(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Inputs of the model's last ``nn.Linear`` layer (its penultimate features)."""
+    from rum.profiler.embeddings import embed
+
+    return embed(model, X, batch_size=batch_size)
+
+
+def neighbour_targets(
+    model: torch.nn.Module, forget: TensorData, retain: TensorData, k: int = 20
+) -> np.ndarray:
+    """Per forget item, the fraction of its ``k`` nearest retain items that share its label."""
+    ef = torch.nn.functional.normalize(_penultimate(model, forget.X).float(), dim=1)
+    er = torch.nn.functional.normalize(_penultimate(model, retain.X).float(), dim=1)
+    k = min(k, len(retain))
+    yr = retain.y.to(er.device)
+    out = []
+    for start in range(0, len(ef), 512):
+        sim = ef[start : start + 512] @ er.T
+        idx = sim.topk(k, dim=1).indices
+        agree = (yr[idx] == forget.y[start : start + 512].to(er.device)[:, None]).float().mean(1)
+        out.append(agree.cpu())
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class SearchTrace:
+    """What the search tried: one row per (group, candidate)."""
+
+    rows: list = field(default_factory=list)
+
+    def add(self, group: int, name: str, params: dict, epochs: int, score: float, seconds: float):
+        self.rows.append(
+            {"group": group, "unlearner": name, "params": params, "best_epochs": epochs,
+             "score": score, "seconds": seconds}
+        )
+
+
+class _Scorer:
+    def __init__(self, forget: TensorData, targets: np.ndarray, groups: np.ndarray, val: TensorData,
+                 base_val_acc: float):
+        self.forget, self.targets, self.groups = forget, targets, groups
+        self.val, self.base_val_acc = val, base_val_acc
+
+    def __call__(self, model: torch.nn.Module, done: Sequence[int]) -> float:
+        mask = np.isin(self.groups, list(done))
+        logits = predict_logits(model, self.forget.X[torch.as_tensor(mask)])
+        correct = (logits.argmax(1) == self.forget.y[torch.as_tensor(mask)].cpu()).float().numpy()
+        err = float(np.abs(correct - self.targets[mask]).mean()) if mask.any() else 0.0
+        val_logits = predict_logits(model, self.val.X)
+        val_acc = float((val_logits.argmax(1) == self.val.y.cpu()).float().mean())
+        return float(err + max(0.0, self.base_val_acc - val_acc))
+
+
+def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> tuple[float, int, dict | None]:
+    """Run ``u`` on a copy of ``model``; return (best score, best epoch count, best state)."""
+    work = copy.deepcopy(model)
+    best = {"score": np.inf, "epochs": 0, "state": None}
+
+    def on_epoch_end(epoch: int, m: torch.nn.Module) -> bool:
+        s = score_fn(m)
+        if s < best["score"] - 1e-9:
+            best.update(score=s, epochs=epoch, state={k: v.detach().clone() for k, v in m.state_dict().items()})
+        return False
+
+    with seeded(ctx_kwargs["seed"], ctx_kwargs["device"]) as gen:
+        ctx = RunContext(generator=gen, on_epoch_end=on_epoch_end, **ctx_kwargs)
+        try:
+            out = u._unlearn(work, forget_i, retain, ctx)
+        except NonFiniteLossError:
+            return best["score"], best["epochs"], best["state"]
+        if ctx.epochs_done == 0:  # not epoch-based: score the end result
+            m = out if isinstance(out, torch.nn.Module) else work
+            s = score_fn(m)
+            if s < best["score"]:
+                best.update(score=s, epochs=-1, state={k: v.detach().clone() for k, v in m.state_dict().items()})
+    return best["score"], best["epochs"], best["state"]
+
+
+def auto_search(
+    profile: Profile,
+    model: torch.nn.Module,
+    forget: TensorData,
+    retain: TensorData,
+    *,
+    device: torch.device,
+    seed: int,
+    n_classes: int,
+    candidates: Sequence = AUTO_CANDIDATES,
+    repair: Sequence = AUTO_REPAIR,
+    budget: float | None = None,
+    holdout: float = 0.1,
+    k: int = 20,
+) -> tuple[Plan, torch.nn.Module, dict]:
+    """Search a plan for ``profile``; return it, the searched model and the search trace.
+
+    ``model`` is modified in place (pass a private copy). ``budget`` caps the
+    search time in seconds: once spent, remaining groups keep the model as it is.
+    """
+    from rum.planner.policies import as_unlearner
+
+    t0 = time.perf_counter()
+    targets = neighbour_targets(model, forget, retain, k=k)
+    rng = np.random.default_rng(seed)
+    n_val = max(1, min(500, int(round(holdout * len(retain)))))
+    val = retain.subset(np.sort(rng.choice(len(retain), n_val, replace=False)))
+    base_val = float((predict_logits(model, val.X).argmax(1) == val.y.cpu()).float().mean())
+    scorer = _Scorer(forget, targets, profile.groups, val, base_val)
+    groups = [s.group for s in profile.summary]
+    max_steps = len(groups) + 1
+    seeds = step_seeds(seed, max_steps)
+    steps: list[Step] = []
+    trace = SearchTrace()
+    done: list[int] = []
+
+    def run_stage(group: int, indices: np.ndarray, specs: Sequence, done_now: list[int]) -> None:
+        nonlocal model
+        forget_i = forget.subset(indices)
+        base = scorer(model, done_now)
+        best = (base, None, None, None)  # score, unlearner, epochs, state
+        for spec in specs:
+            if budget is not None and time.perf_counter() - t0 > budget:
+                break
+            u = as_unlearner(spec, "auto candidate")
+            t = time.perf_counter()
+            ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
+            score, epochs, state = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now))
+            trace.add(group, type(u).name or type(u).__name__, u.get_params(), epochs, score,
+                      time.perf_counter() - t)
+            if state is not None and score < best[0]:
+                best = (score, u, epochs, state)
+        _, u, epochs, state = best
+        if u is None:
+            return
+        if epochs > 0 and "epochs" in u.get_params():
+            u = u.clone(epochs=epochs)
+        model.load_state_dict(state)
+        steps.append(Step.from_unlearner(group, indices, u))
+
+    for g in groups:
+        done.append(g)
+        run_stage(g, profile.indices(g), candidates, list(done))
+    if repair:
+        run_stage(-1, np.arange(len(profile)), repair, list(done))
+    if not steps:
+        steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+    plan = Plan(tuple(steps), policy="auto", n_forget=len(profile))
+    return plan, model, {"trace": trace.rows, "seconds": time.perf_counter() - t0,
+                         "targets": targets}

@@ -1,0 +1,245 @@
+"""Planning policies: how profile groups become an ordered list of steps.
+
+A policy is a small class with one method, ``steps(profile, unlearners, seed)``,
+registered under a name. Users add their own with :func:`register_policy`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rum.exceptions import InvalidParameterError, UnknownNameError
+from rum.planner.plan import Step
+from rum.profiler.profile import Profile
+from rum.registry import Registry
+from rum.unlearners.base import Unlearner
+from rum.unlearners.registry import make_unlearner
+
+__all__ = [
+    "Policy",
+    "register_policy",
+    "get_policy",
+    "list_policies",
+    "DEFAULT_UNLEARNER",
+    "RUM_MAPPING",
+]
+
+
+class UnknownPolicyError(UnknownNameError):
+    """A policy name is not registered."""
+
+
+POLICIES: Registry[type] = Registry("policy", UnknownPolicyError)
+
+#: The unlearner of the single-unlearner policies when none is named.
+DEFAULT_UNLEARNER = "finetune"
+
+#: The default per-difficulty assignment of the ``"rum"`` policy. ``"low"`` is
+#: the least memorized group, ``"high"`` the most, ``"medium"`` any group in
+#: between; ``"repair"`` is a last step over the whole forget set that runs on
+#: retain data (``None`` to skip). Why: a model retrained without the forget set
+#: still predicts low-memorization items correctly, so they need no update; the
+#: memorized groups need an update that actively forgets them (relabelling);
+#: and a short fine-tune on retain afterwards repairs the collateral damage and
+#: brings ordinary forget items towards held-out behaviour. The benchmark in
+#: docs/benchmarks.md compares this mapping with every single unlearner.
+RUM_MAPPING: dict[str, Any] = {
+    "low": "noop",
+    "medium": "random-label",
+    "high": "random-label",
+    "repair": "finetune",
+}
+
+
+def as_unlearner(spec: Any, argument: str) -> Unlearner:
+    """A name, class, instance or ``(name, params)`` pair as an :class:`Unlearner`."""
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
+        return make_unlearner(spec[0], dict(spec[1]), argument)
+    return make_unlearner(spec, None, argument)
+
+
+def difficulty_names(n_groups: int) -> list[str]:
+    """``low``/``medium``/``high`` for each group in easiest-first order."""
+    if n_groups == 1:
+        return ["high"]
+    return ["low"] + ["medium"] * (n_groups - 2) + ["high"]
+
+
+class Policy(ABC):
+    """Turn a :class:`Profile` into steps.
+
+    Subclasses implement :meth:`steps`. ``unlearners`` is whatever the user
+    passed to :func:`rum.plan` (``None``, a single spec or a mapping).
+
+    Example:
+        >>> import numpy as np, rum
+        >>> from rum.planner.policies import Policy, register_policy
+        >>> @register_policy("hardest-only", force=True)
+        ... class HardestOnly(Policy):
+        ...     '''Only treat the most memorized group.'''
+        ...     def steps(self, profile, unlearners, seed):
+        ...         last = profile.summary[-1].group
+        ...         u = rum.get_unlearner(unlearners or "random-label")()
+        ...         return [rum.Step.from_unlearner(last, profile.indices(last), u)]
+        >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
+        >>> [s.indices for s in rum.plan(p, policy="hardest-only").steps]
+        [(1,)]
+    """
+
+    name: str | None = None
+
+    @abstractmethod
+    def steps(self, profile: Profile, unlearners: Any, seed: int) -> list[Step]:
+        """The ordered steps for ``profile``."""
+
+
+def register_policy(name: str, *, force: bool = False):
+    """Class decorator registering a :class:`Policy` subclass under ``name``."""
+
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Policy)):
+            raise InvalidParameterError(
+                f"@register_policy({name!r}) must decorate a subclass of rum.planner.Policy."
+            )
+        POLICIES.register(name, cls, force=force)
+        cls.name = name
+        return cls
+
+    return wrap
+
+
+def get_policy(name: str) -> type:
+    """The policy class registered under ``name``."""
+    return POLICIES.get(name, "policy")
+
+
+def list_policies() -> list[str]:
+    """Names of the registered policies."""
+    return POLICIES.names()
+
+
+def _single(unlearners: Any) -> Unlearner:
+    if isinstance(unlearners, Mapping):
+        raise InvalidParameterError(
+            "this policy runs one unlearner; pass unlearners='name' (or a class or instance), "
+            "or use policy='rum' with a mapping."
+        )
+    return as_unlearner(DEFAULT_UNLEARNER if unlearners is None else unlearners, "unlearners")
+
+
+@register_policy("vanilla")
+class Vanilla(Policy):
+    """One step over the whole forget set, ignoring the groups."""
+
+    def steps(self, profile, unlearners, seed):
+        return [Step.from_unlearner(-1, range(len(profile)), _single(unlearners))]
+
+
+@register_policy("uniform")
+class Uniform(Policy):
+    """The same unlearner on each group in turn, easiest first (RUM^F)."""
+
+    def steps(self, profile, unlearners, seed):
+        u = _single(unlearners)
+        return [Step.from_unlearner(s.group, profile.indices(s.group), u) for s in profile.summary]
+
+
+@register_policy("shuffle")
+class Shuffle(Policy):
+    """A control: the same unlearner on random groups of the profile's group sizes."""
+
+    def steps(self, profile, unlearners, seed):
+        u = _single(unlearners)
+        perm = np.random.default_rng(seed).permutation(len(profile))
+        steps, start = [], 0
+        for s in profile.summary:
+            idx = np.sort(perm[start : start + s.size])
+            steps.append(Step.from_unlearner(s.group, idx, u))
+            start += s.size
+        return steps
+
+
+@register_policy("rum")
+class RUM(Policy):
+    """An unlearner per group by difficulty, then an optional repair step.
+
+    ``unlearners`` may override :data:`RUM_MAPPING` by difficulty name
+    (``{"high": "salun"}``), by group id (``{2: ("neggrad+", {"alpha": 0.8})}``)
+    or name the repair step (``{"repair": None}`` drops it). Groups whose
+    unlearner is ``noop`` get no step.
+    """
+
+    def steps(self, profile, unlearners, seed):
+        if unlearners is not None and not isinstance(unlearners, Mapping):
+            raise InvalidParameterError(
+                "policy='rum' takes unlearners=None or a mapping {group or 'low'/'medium'/"
+                "'high'/'repair': unlearner}; for one unlearner on every group use "
+                "policy='uniform'."
+            )
+        user = dict(unlearners or {})
+        known = {"low", "medium", "high", "repair"} | {s.group for s in profile.summary}
+        for key in user:
+            if key not in known:
+                raise InvalidParameterError(
+                    f"unlearners has a key {key!r} that is neither a group id of the profile "
+                    f"({[s.group for s in profile.summary]}) nor one of 'low', 'medium', "
+                    "'high', 'repair'."
+                )
+        steps = []
+        names = difficulty_names(profile.n_groups)
+        for s, level in zip(profile.summary, names):
+            spec = user.get(s.group, user.get(level, RUM_MAPPING[level]))
+            u = as_unlearner(spec, f"unlearners[{s.group!r}]")
+            if type(u).name == "noop":
+                continue
+            steps.append(Step.from_unlearner(s.group, profile.indices(s.group), u))
+        repair = user.get("repair", RUM_MAPPING["repair"])
+        if repair is not None:
+            steps.append(
+                Step.from_unlearner(-1, range(len(profile)), as_unlearner(repair, "unlearners['repair']"))
+            )
+        if not steps:
+            steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+        return steps
+
+
+@register_policy("mapping")
+class UserMapping(Policy):
+    """Exactly the user's ``{group: unlearner}`` mapping; groups not named get no step."""
+
+    def steps(self, profile, unlearners, seed):
+        if not isinstance(unlearners, Mapping):
+            raise InvalidParameterError(
+                "policy='mapping' needs unlearners={group: unlearner or (name, params)}."
+            )
+        groups = {s.group for s in profile.summary}
+        bad = [g for g in unlearners if g not in groups]
+        if bad:
+            raise InvalidParameterError(
+                f"unlearners names groups {bad} that the profile does not have "
+                f"(it has {sorted(groups)})."
+            )
+        return [
+            Step.from_unlearner(s.group, profile.indices(s.group), as_unlearner(unlearners[s.group], f"unlearners[{s.group}]"))
+            for s in profile.summary
+            if s.group in unlearners
+        ]
+
+
+@register_policy("auto")
+class Auto(Policy):
+    """Search each group's unlearner and length on the data (see :mod:`rum.planner.auto`).
+
+    It needs the model and data, so it runs through :func:`rum.unlearn` or
+    :func:`rum.plan` with ``model=``, ``forget_set=`` and ``retain_set=``.
+    """
+
+    def steps(self, profile, unlearners, seed):
+        raise InvalidParameterError(
+            "policy='auto' tries unlearners on the data: use rum.unlearn(..., policy='auto') "
+            "or rum.plan(profile, policy='auto', model=..., forget_set=..., retain_set=...)."
+        )

@@ -1,0 +1,65 @@
+"""The auto policy: oracle-free targets, exact replay, and a real improvement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import NearestNeighbors
+
+import rum
+from rum.data import as_data
+from rum.planner.auto import neighbour_targets
+from rum.profiler.embeddings import embed
+
+from ..conftest import state_equal
+
+
+def test_neighbour_targets_match_a_brute_force_knn(digits):
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    got = neighbour_targets(digits.model, forget, retain, k=7)
+    ef, er = embed(digits.model, forget.X).numpy(), embed(digits.model, retain.X).numpy()
+    nn = NearestNeighbors(n_neighbors=7, metric="cosine").fit(er)
+    idx = nn.kneighbors(ef, return_distance=False)
+    want = (retain.y.numpy()[idx] == forget.y.numpy()[:, None]).mean(1)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    # the flipped labels disagree with their neighbours
+    assert roc_auc_score(digits.mislabeled, -got) > 0.95
+
+
+@pytest.fixture(scope="module")
+def auto_result(digits):
+    return rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0)
+
+
+def test_auto_plan_replays_to_the_same_model(digits, auto_result):
+    replay = rum.execute(auto_result.plan, digits.model, digits.forget, digits.retain, random_state=0)
+    assert state_equal(replay.model, auto_result.model)
+    assert auto_result.plan.policy == "auto" and auto_result.timings["plan"] > 0
+
+
+def test_auto_gets_close_to_the_oracle(digits, oracle, auto_result):
+    kw = dict(forget_set=digits.forget, retain_set=digits.retain, test_set=digits.test,
+              reference=oracle)
+    auto = rum.evaluate(auto_result.model, **kw)
+    noop = rum.evaluate(digits.model, **kw)
+    assert auto.tow > noop.tow + 0.3
+    assert auto.tow > 0.9
+
+
+def test_auto_rejects_a_fixed_mapping_and_needs_retain(small):
+    model, forget, retain = small
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="chooses the unlearners"):
+        rum.unlearn(model, forget, retain, policy="auto", unlearners={"high": "salun"})
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="needs retain_set"):
+        rum.unlearn(model, forget, None, policy="auto")
+
+
+def test_auto_respects_a_tiny_budget(small):
+    model, forget, retain = small
+    res = rum.unlearn(model, forget, retain, policy="auto", budget=1e-9, random_state=0)
+    # nothing could be tried: the model is unchanged
+    assert [s.unlearner for s in res.plan.steps] == ["noop"]
+    assert state_equal(res.model, model)
+    torch.manual_seed(0)

@@ -1,0 +1,111 @@
+"""Planning policies: structure of the plans they make, and the user extension points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rum
+from rum.exceptions import InvalidParameterError, UnknownNameError
+from rum.planner import Policy, list_policies, register_policy
+from rum.planner.policies import POLICIES
+
+
+@pytest.fixture()
+def prof():
+    mem = np.array([0.05, 0.9, 0.5, 0.1, 0.95, 0.45, 0.0, 0.8])
+    groups = np.array([0, 2, 1, 0, 2, 1, 0, 2])
+    return rum.Profile.from_groups(mem, np.zeros(8), groups)
+
+
+def test_vanilla_is_one_step_over_everything(prof):
+    p = rum.plan(prof, policy="vanilla", unlearners="neggrad+")
+    assert len(p) == 1 and p.steps[0].indices == tuple(range(8)) and p.steps[0].group == -1
+
+
+def test_uniform_runs_each_group_easiest_first(prof):
+    p = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}))
+    assert [s.group for s in p.steps] == [0, 1, 2]
+    assert [s.indices for s in p.steps] == [(0, 3, 6), (2, 5), (1, 4, 7)]
+    assert all(s.unlearner == "finetune" and s.params["epochs"] == 2 for s in p.steps)
+
+
+def test_shuffle_keeps_group_sizes_but_not_membership(prof):
+    a = rum.plan(prof, policy="shuffle", unlearners="finetune", random_state=1)
+    b = rum.plan(prof, policy="shuffle", unlearners="finetune", random_state=1)
+    assert a == b
+    assert [len(s.indices) for s in a.steps] == [3, 2, 3]
+    assert sorted(i for s in a.steps for i in s.indices) == list(range(8))
+    memberships = {
+        tuple(s.indices for s in rum.plan(prof, policy="shuffle", random_state=r).steps)
+        for r in range(10)
+    }
+    assert len(memberships) > 1
+
+
+def test_rum_default_mapping_skips_easy_items_and_repairs_at_the_end(prof):
+    p = rum.plan(prof)
+    assert [(s.group, s.unlearner) for s in p.steps] == [
+        (1, "random-label"), (2, "random-label"), (-1, "finetune")]
+    assert p.steps[-1].indices == tuple(range(8))
+
+
+def test_rum_mapping_overrides_by_level_or_group(prof):
+    p = rum.plan(prof, unlearners={"high": ("neggrad+", {"alpha": 0.8}), 1: "noop", "repair": None})
+    assert [(s.group, s.unlearner) for s in p.steps] == [(2, "neggrad+")]
+    assert p.steps[0].params["alpha"] == 0.8
+    with pytest.raises(InvalidParameterError, match="neither a group id"):
+        rum.plan(prof, unlearners={"hard": "salun"})
+    with pytest.raises(InvalidParameterError, match="policy='uniform'"):
+        rum.plan(prof, policy="rum", unlearners="finetune")
+
+
+def test_user_mapping_policy(prof):
+    p = rum.plan(prof, policy="mapping", unlearners={2: "random-label", 0: "finetune"})
+    assert [(s.group, s.unlearner) for s in p.steps] == [(0, "finetune"), (2, "random-label")]
+    with pytest.raises(InvalidParameterError, match="does not have"):
+        rum.plan(prof, policy="mapping", unlearners={7: "noop"})
+
+
+def test_a_user_policy_plugs_in_by_name_class_or_instance(prof):
+    try:
+
+        @register_policy("hardest-first")
+        class HardestFirst(Policy):
+            def steps(self, profile, unlearners, seed):
+                u = rum.get_unlearner("neggrad")()
+                return [rum.Step.from_unlearner(s.group, profile.indices(s.group), u)
+                        for s in reversed(profile.summary)]
+
+        assert "hardest-first" in list_policies()
+        for spec in ["hardest-first", HardestFirst, HardestFirst()]:
+            p = rum.plan(prof, policy=spec)
+            assert [s.group for s in p.steps] == [2, 1, 0] and p.policy == "hardest-first"
+    finally:
+        POLICIES.unregister("hardest-first")
+
+
+def test_unknown_policy_and_bad_arguments(prof):
+    with pytest.raises(UnknownNameError, match="Did you mean 'uniform'"):
+        rum.plan(prof, policy="uniformm")
+    with pytest.raises(InvalidParameterError, match="'retain_policy'"):
+        rum.plan(prof, retain_policy="lenient")
+    with pytest.raises(InvalidParameterError, match="rum.Profile"):
+        rum.plan({"groups": [0]})
+    with pytest.raises(InvalidParameterError, match="model=, forget_set= and retain_set="):
+        rum.plan(prof, policy="auto")
+
+
+def test_progressive_retain_policy_is_recorded_on_every_step(prof):
+    p = rum.plan(prof, policy="uniform", retain_policy="progressive")
+    assert {s.retain_policy for s in p.steps} == {"progressive"}
+
+
+def test_dry_run_prints_the_estimated_cost(prof):
+    p = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}), n_retain=100)
+    assert p.estimated_cost() == [2.0, 2.0, 2.0]
+    assert "estimated total: 6.00 retain epochs" in str(p)
+    q = rum.plan(prof, policy="uniform", unlearners=("random-label", {"epochs": 1, "retain_ratio": 1.0}), n_retain=100)
+    # random-label processes the group plus as many retain items, once
+    assert q.estimated_cost() == [0.06, 0.04, 0.06]
+    assert rum.plan(prof).estimated_cost() == [None, None, None]  # retain size unknown
