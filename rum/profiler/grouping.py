@@ -194,7 +194,7 @@ def _graph(mem, ent, n_groups, *, embeddings=None, seed=0, n_neighbors=10):
             rows = torch.arange(s, min(s + 2048, n))
             sim[rows - s, rows] = -np.inf
             nbr = torch.sort(-sim, dim=1, stable=True).indices[:, :k]
-            for i, js in zip(rows.tolist(), nbr.tolist()):
+            for i, js in zip(rows.tolist(), nbr.tolist(), strict=True):
                 G.add_edges_from((i, j) for j in js)
     comms = nx.community.greedy_modularity_communities(G, cutoff=1, best_n=n_groups)
     comms = [sorted(c) for c in comms]

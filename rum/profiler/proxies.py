@@ -98,7 +98,7 @@ def input_curvature(
             xb = X[s : s + batch_size].to(dev, dt)
             yb = y[s : s + batch_size].to(dev)
 
-            def grad_at(x: torch.Tensor) -> torch.Tensor:
+            def grad_at(x: torch.Tensor, yb: torch.Tensor = yb) -> torch.Tensor:
                 x = x.detach().requires_grad_(True)
                 o = model(x)
                 o = o[0] if isinstance(o, (tuple, list)) else o
@@ -114,7 +114,7 @@ def input_curvature(
                 g1 = grad_at(xb + z)
             out.append((g1 - g0).reshape(len(xb), -1).norm(dim=1).double().cpu())
     finally:
-        for p, r in zip(model.parameters(), req):
+        for p, r in zip(model.parameters(), req, strict=True):
             p.requires_grad_(r)
         model.train(was)
     return torch.cat(out).numpy() if out else np.zeros(0)

@@ -27,7 +27,7 @@ def reference(n_runs, fraction, seed):
         pred = clf.predict(X)
         for i in range(n):
             (ins if m[i] else outs)[i].append(pred[i] == Y[i])
-    return np.array([np.mean(a) - np.mean(b) for a, b in zip(ins, outs)])
+    return np.array([np.mean(a) - np.mean(b) for a, b in zip(ins, outs, strict=True)])
 
 
 def test_tiny_deterministic_case():

@@ -34,9 +34,9 @@ def test_curvature_matches_autograd_reference():
     X, y = torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])
     got = input_curvature(net, X, y, h=0.3, batch_size=2)
     for i in range(5):
-        def g(x):
+        def g(x, yi=y[i : i + 1]):
             x = x.clone().requires_grad_(True)
-            return torch.autograd.grad(F.cross_entropy(net(x[None]), y[i : i + 1]), x)[0]
+            return torch.autograd.grad(F.cross_entropy(net(x[None]), yi), x)[0]
 
         g0 = g(X[i])
         z = 0.3 * torch.sign(g0) / torch.sign(g0).norm()
