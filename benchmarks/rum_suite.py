@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import rum
 from benchmarks.tasks import Task, load_task, train
@@ -58,6 +57,7 @@ def memorization(task: Task, seed: int, n_runs: int) -> np.ndarray:
 def make_scenarios(task: Task, mem: np.ndarray, seed: int, names: list[str]) -> dict[str, np.ndarray]:
     from sklearn.cluster import KMeans
 
+    from rum.data import as_data
     from rum.profiler.embeddings import embed
 
     n = len(task.y_train)
@@ -65,7 +65,7 @@ def make_scenarios(task: Task, mem: np.ndarray, seed: int, names: list[str]) -> 
     rng = np.random.default_rng(seed + 1000)
     out: dict[str, np.ndarray] = {}
     order = np.argsort(mem, kind="stable")
-    emb = embed(task.model, torch.from_numpy(task.X_train)).numpy()
+    emb = embed(task.model, as_data((task.X_train, task.y_train)))[0].numpy()
     dist = np.linalg.norm(emb - emb.mean(0), axis=1)
     bins = np.array_split(np.argsort(dist, kind="stable"), 10)
     for name in names:

@@ -7,8 +7,8 @@ recipe so the retrain oracle uses exactly the same one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch

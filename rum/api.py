@@ -13,13 +13,15 @@ from rum._validation import check_options, check_random_state, resolve_device
 from rum.data import TensorData, as_data, check_fits_model, check_model
 from rum.executor import UnlearnResult, run_plan
 from rum.planner import plan as make_plan
-from rum.profiler import _profile_data
+from rum.profiler import PROFILE_OPTIONS, _profile_data
 from rum.unlearners.registry import make_unlearner
 
 __all__ = ["unlearn"]
 
-#: Keyword options of the default (profile -> plan -> execute) pipeline.
-PIPELINE_OPTIONS = ("policy", "unlearners", "retain_policy", "budget")
+#: Keyword options of the planner in the default (profile -> plan -> execute) pipeline.
+PLAN_OPTIONS = ("policy", "unlearners", "retain_policy", "budget")
+#: Keyword options of the default pipeline: the planner's plus the profiler's.
+PIPELINE_OPTIONS = PLAN_OPTIONS + PROFILE_OPTIONS
 
 
 @dataclass
@@ -82,8 +84,10 @@ def unlearn(
             ``None`` draws one, recorded in ``result.seed``.
         progress: show a progress bar per step; ``None`` shows one only on a terminal.
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
-            pipeline's options ``policy``, ``unlearners``, ``retain_policy``,
-            ``budget`` (see :func:`rum.plan`).
+            pipeline's options: the planner's ``policy``, ``unlearners``,
+            ``retain_policy``, ``budget`` (see :func:`rum.plan`) and the profiler's
+            ``memorization``, ``entanglement``, ``embedding_layer``,
+            ``grouping``, ``n_groups`` (see :func:`rum.profile`).
 
     Returns:
         UnlearnResult: ``.model`` is the unlearned copy; also the profile, the
@@ -100,11 +104,13 @@ def unlearn(
         u = make_unlearner(unlearner, options, "unlearner")
         u.validate_params()
         plan_options: dict = {"policy": "vanilla", "unlearners": u}
+        profile_options: dict = {}
     else:
         check_options(options, PIPELINE_OPTIONS, "rum.unlearn()")
-        plan_options = dict(options)
+        plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
+        profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)
-    prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
+    prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)
     if plan_options.get("policy") == "auto":

@@ -19,6 +19,11 @@ __all__ = [
     "InvalidDataError",
     "IncompatibleDataError",
     "InvalidDeviceError",
+    "UnknownScorerError",
+    "UnknownGroupingError",
+    "EmbeddingLayerError",
+    "InvalidScoresError",
+    "RetainRequiredError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -66,6 +71,26 @@ class IncompatibleDataError(RumError, ValueError):
 
 class InvalidDeviceError(RumError, ValueError):
     """A device string cannot be used on this machine."""
+
+
+class UnknownScorerError(UnknownNameError):
+    """A memorization scorer name is not registered."""
+
+
+class UnknownGroupingError(UnknownNameError):
+    """A grouping strategy name is not registered."""
+
+
+class EmbeddingLayerError(RumError, ValueError):
+    """No embedding layer could be found in the model, or the named one does not exist."""
+
+
+class InvalidScoresError(RumError, ValueError):
+    """Precomputed per-item scores have the wrong length or hold NaN/inf."""
+
+
+class RetainRequiredError(RumError, ValueError):
+    """A profiler score needs the retain set, but none was given."""
 
 
 class RumWarning(UserWarning):

@@ -51,28 +51,23 @@ AUTO_CANDIDATES: tuple = (
 AUTO_REPAIR: tuple = (("finetune", {"epochs": 5}),)
 
 
-def _penultimate(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Inputs of the model's last ``nn.Linear`` layer (its penultimate features)."""
-    from rum.profiler.embeddings import embed
-
-    return embed(model, X, batch_size=batch_size)
-
-
 def neighbour_targets(
     model: torch.nn.Module, forget: TensorData, retain: TensorData, k: int = 20
 ) -> np.ndarray:
-    """Per forget item, the fraction of its ``k`` nearest retain items that share its label."""
-    ef = torch.nn.functional.normalize(_penultimate(model, forget.X).float(), dim=1)
-    er = torch.nn.functional.normalize(_penultimate(model, retain.X).float(), dim=1)
-    k = min(k, len(retain))
-    yr = retain.y.to(er.device)
-    out = []
-    for start in range(0, len(ef), 512):
-        sim = ef[start : start + 512] @ er.T
-        idx = sim.topk(k, dim=1).indices
-        agree = (yr[idx] == forget.y[start : start + 512].to(er.device)[:, None]).float().mean(1)
-        out.append(agree.cpu())
-    return torch.cat(out).numpy()
+    """Per forget item, the fraction of its ``k`` nearest retain items that share its label.
+
+    Neighbours are found by cosine similarity of penultimate-layer embeddings,
+    streaming over the retain set (the profiler's ``neighbors`` machinery).
+    """
+    from rum.profiler.embeddings import EmbeddingCapture, embed, iter_embeddings
+    from rum.profiler.proxies import StreamingTopK, neighbor_disagreement
+
+    f_emb, _ = embed(model, forget)
+    knn = StreamingTopK(f_emb, min(k, len(retain)))
+    with EmbeddingCapture(model) as cap:
+        for e, _, yb in iter_embeddings(cap, retain.batches(1024)):
+            knn.update(e, yb)
+    return 1.0 - neighbor_disagreement(knn.labels, forget.y.cpu())
 
 
 @dataclass

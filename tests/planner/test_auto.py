@@ -19,7 +19,7 @@ from ..conftest import state_equal
 def test_neighbour_targets_match_a_brute_force_knn(digits):
     forget, retain = as_data(digits.forget), as_data(digits.retain)
     got = neighbour_targets(digits.model, forget, retain, k=7)
-    ef, er = embed(digits.model, forget.X).numpy(), embed(digits.model, retain.X).numpy()
+    ef, er = embed(digits.model, forget)[0].numpy(), embed(digits.model, retain)[0].numpy()
     nn = NearestNeighbors(n_neighbors=7, metric="cosine").fit(er)
     idx = nn.kneighbors(ef, return_distance=False)
     want = (retain.y.numpy()[idx] == forget.y.numpy()[:, None]).mean(1)
