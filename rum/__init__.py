@@ -6,6 +6,12 @@ per group, execute the plan: ``rum.unlearn(model, forget_set, retain_set)``.
 
 from rum._validation import Interval, Options
 from rum._version import __version__
+from rum.api import unlearn
+from rum.executor import UnlearnResult, execute
+from rum.metrics import EvaluationReport, evaluate
+from rum.planner import Plan, Step, plan
+from rum.profiler import Profile, profile
+from rum.training import fit
 from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     RunContext,
     Unlearner,
@@ -14,12 +20,6 @@ from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     list_unlearners,
     register_unlearner,
 )
-from rum.api import unlearn
-from rum.executor import UnlearnResult, execute
-from rum.metrics import EvaluationReport, evaluate
-from rum.planner import Plan, Step, plan
-from rum.profiler import Profile, profile
-from rum.training import fit
 
 __all__ = [
     "__version__",

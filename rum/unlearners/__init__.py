@@ -2,19 +2,21 @@
 
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.context import RunContext
+from rum.unlearners.finetune import Finetune
+from rum.unlearners.l1_sparse import L1Sparse
+from rum.unlearners.neggrad import NegGrad
+from rum.unlearners.neggrad_plus import NegGradPlus
+from rum.unlearners.noop import Noop  # noqa: I001  (import order registers the built-ins)
+from rum.unlearners.random_label import RandomLabel
 from rum.unlearners.registry import (
     get_unlearner,
     list_unlearners,
     make_unlearner,
     register_unlearner,
 )
-
-from rum.unlearners.noop import Noop  # noqa: I001  (import order registers the built-ins)
-from rum.unlearners.finetune import Finetune
-from rum.unlearners.neggrad import NegGrad
-from rum.unlearners.neggrad_plus import NegGradPlus
-from rum.unlearners.random_label import RandomLabel
 from rum.unlearners.retrain import Retrain
+from rum.unlearners.salun import SalUn
+from rum.unlearners.scrub import SCRUB
 
 __all__ = [
     "Unlearner",
@@ -30,4 +32,7 @@ __all__ = [
     "NegGradPlus",
     "RandomLabel",
     "Retrain",
+    "L1Sparse",
+    "SalUn",
+    "SCRUB",
 ]

@@ -89,4 +89,4 @@ class RandomLabel(Unlearner):
 
     @classmethod
     def _test_params(cls):
-        return {"epochs": 1}
+        return {"epochs": 2}
