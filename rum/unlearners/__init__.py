@@ -3,6 +3,7 @@
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.context import RunContext
 from rum.unlearners.finetune import Finetune
+from rum.unlearners.l1_sparse import L1Sparse
 from rum.unlearners.neggrad import NegGrad
 from rum.unlearners.neggrad_plus import NegGradPlus
 from rum.unlearners.noop import Noop  # noqa: I001  (import order registers the built-ins)
@@ -14,6 +15,8 @@ from rum.unlearners.registry import (
     register_unlearner,
 )
 from rum.unlearners.retrain import Retrain
+from rum.unlearners.salun import SalUn
+from rum.unlearners.scrub import SCRUB
 
 __all__ = [
     "Unlearner",
@@ -29,4 +32,7 @@ __all__ = [
     "NegGradPlus",
     "RandomLabel",
     "Retrain",
+    "L1Sparse",
+    "SalUn",
+    "SCRUB",
 ]

@@ -200,6 +200,14 @@ class Unlearner(ABC):
         """Cheap settings for the test suite (override to make tests fast)."""
         return {}
 
+    @classmethod
+    def _expected_failed_checks(cls) -> dict[str, str]:
+        """Conformance checks this unlearner is known to fail: ``{check name: reason}``.
+
+        See :mod:`rum.testing`; the kit reports them as expected failures.
+        """
+        return {}
+
 
 def _same(a: Any, b: Any) -> bool:
     try:

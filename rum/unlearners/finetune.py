@@ -68,4 +68,6 @@ class Finetune(Unlearner):
 
     @classmethod
     def _test_params(cls):
-        return {"epochs": 1}
+        # A larger lr than the default so that the short run visibly forgets the
+        # tiny task's memorised items (the behaviour check of rum.testing).
+        return {"epochs": 3, "lr": 0.05}

@@ -74,4 +74,4 @@ class NegGrad(Unlearner):
 
     @classmethod
     def _test_params(cls):
-        return {"epochs": 1}
+        return {"epochs": 3, "lr": 0.05}

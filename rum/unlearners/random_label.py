@@ -94,4 +94,4 @@ class RandomLabel(Unlearner):
 
     @classmethod
     def _test_params(cls):
-        return {"epochs": 1}
+        return {"epochs": 2}

@@ -96,4 +96,4 @@ class Retrain(Unlearner):
 
     @classmethod
     def _test_params(cls):
-        return {"epochs": 5}
+        return {"epochs": 20}
