@@ -62,3 +62,23 @@ def test_unlearn_result_round_trips_without_the_model(small, tmp_path):
     text = str(res)
     assert "finetune" in text and "forget_acc_after" in text
     assert res.metrics["forget_acc_before"] == pytest.approx(1.0 * res.metrics["forget_acc_before"])
+
+
+def test_a_plan_step_runs_an_unlearner_class_defined_in_a_function(small):
+    model, forget, retain = small
+
+    class Local(rum.Unlearner):
+        def __init__(self, scale: float = 0.5):
+            self.scale = scale
+
+        def _unlearn(self, model, forget, retain, ctx):
+            import torch
+
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(self.scale)
+            return model
+
+    res = rum.unlearn(model, forget, retain, unlearner=Local(scale=0.0), random_state=0)
+    assert all(float(p.detach().abs().sum()) == 0.0 for p in res.model.parameters())
+    assert "<locals>.Local" in res.plan.steps[0].unlearner

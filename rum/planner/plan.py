@@ -47,6 +47,9 @@ class Step:
     unlearner: str
     params: dict = field(default_factory=dict)
     retain_policy: str = "strict"
+    #: The unlearner object the step was made from (not serialised); lets
+    #: classes that cannot be re-imported by name (defined in a function) run.
+    instance: Unlearner | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", tuple(int(i) for i in np.asarray(self.indices).ravel()))
@@ -56,12 +59,17 @@ class Step:
     def from_unlearner(
         cls, group: int, indices: Any, unlearner: Unlearner, retain_policy: str = "strict"
     ) -> Step:
-        return cls(group, indices, unlearner_key(unlearner), unlearner.get_params(), retain_policy)
+        return cls(
+            group, indices, unlearner_key(unlearner), unlearner.get_params(), retain_policy,
+            instance=unlearner,
+        )
 
     def build(self) -> Unlearner:
         """Instantiate the step's unlearner with its parameters."""
         from rum.unlearners.registry import UNLEARNERS, make_unlearner
 
+        if self.instance is not None:
+            return make_unlearner(type(self.instance), self.params, "step.unlearner")
         if self.unlearner in UNLEARNERS or ":" not in self.unlearner:
             return make_unlearner(self.unlearner, self.params, "step.unlearner")
         module, _, qual = self.unlearner.partition(":")

@@ -93,3 +93,21 @@ def reinitialise(model: torch.nn.Module) -> list[str]:
         elif own:
             stuck.append(name or type(module).__name__)
     return stuck
+
+
+def retain_sample_size(n_forget: int, retain: TensorData | None, ratio: float) -> int:
+    """How many retain items to mix with ``n_forget`` relabelled items (``ratio`` per forget item)."""
+    if retain is None or len(retain) == 0:
+        return 0
+    return min(len(retain), int(round(ratio * n_forget)))
+
+
+def relabelled_mix(
+    forget: TensorData, retain: TensorData | None, n_retain: int, ctx: RunContext
+) -> TensorData:
+    """The forget items with fresh random wrong labels, plus ``n_retain`` random retain items."""
+    mixed = forget.with_labels(random_wrong_labels(forget.y, ctx.n_classes, ctx.generator))
+    if n_retain:
+        pick = torch.randperm(len(retain), generator=ctx.generator)[:n_retain]
+        mixed = mixed.concat(retain.subset(pick.to(retain.device)))
+    return mixed

@@ -120,7 +120,12 @@ class L1Sparse(Unlearner):
                 if coef > 0:
                     loss = loss + coef * l1_norm(model)
                 optimise(opt, loss, ctx)
+            if ctx.end_epoch(model):
+                break
         return model
+
+    def estimate_work(self, n_forget, n_retain):
+        return float(self.epochs * n_retain)
 
     @classmethod
     def _test_params(cls):

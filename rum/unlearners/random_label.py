@@ -8,7 +8,8 @@ from rum.unlearners._training import (
     cross_entropy,
     make_optimizer,
     optimise,
-    random_wrong_labels,
+    relabelled_mix,
+    retain_sample_size,
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
@@ -72,20 +73,12 @@ class RandomLabel(Unlearner):
         return float(self.epochs * (n_forget + min(n_retain, round(self.retain_ratio * n_forget))))
 
     def _unlearn(self, model, forget, retain, ctx):
-        import torch
-
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
-        n_retain = 0
-        if retain is not None and len(retain):
-            n_retain = min(len(retain), int(round(self.retain_ratio * len(forget))))
-        total = len(forget) + n_retain
-        ctx.start(self.epochs * max(1, -(-total // self.batch_size)))
+        n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
+        ctx.start(self.epochs * max(1, -(-(len(forget) + n_retain) // self.batch_size)))
         model.train()
         for _ in range(self.epochs):
-            mixed = forget.with_labels(random_wrong_labels(forget.y, ctx.n_classes, ctx.generator))
-            if n_retain:
-                pick = torch.randperm(len(retain), generator=ctx.generator)[:n_retain]
-                mixed = mixed.concat(retain.subset(pick.to(retain.device)))
+            mixed = relabelled_mix(forget, retain, n_retain, ctx)
             for x, y in mixed.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 optimise(opt, cross_entropy(model, x, y), ctx)
             if ctx.end_epoch(model):

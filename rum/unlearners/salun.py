@@ -10,7 +10,8 @@ from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cross_entropy,
     make_optimizer,
-    random_wrong_labels,
+    relabelled_mix,
+    retain_sample_size,
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.context import RunContext
@@ -163,17 +164,11 @@ class SalUn(Unlearner):
         # itself must not decay: frozen weights stay exactly as they were.
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, 0.0)
         params = [p for g in opt.param_groups for p in g["params"]]
-        n_retain = 0
-        if retain is not None and len(retain):
-            n_retain = min(len(retain), int(round(self.retain_ratio * len(forget))))
-        total = len(forget) + n_retain
-        ctx.start(self.epochs * max(1, -(-total // self.batch_size)))
+        n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
+        ctx.start(self.epochs * max(1, -(-(len(forget) + n_retain) // self.batch_size)))
         model.train()
         for _ in range(self.epochs):
-            mixed = forget.with_labels(random_wrong_labels(forget.y, ctx.n_classes, ctx.generator))
-            if n_retain:
-                pick = torch.randperm(len(retain), generator=ctx.generator)[:n_retain]
-                mixed = mixed.concat(retain.subset(pick.to(retain.device)))
+            mixed = relabelled_mix(forget, retain, n_retain, ctx)
             for x, y in mixed.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 loss = cross_entropy(model, x, y)
                 ctx.step(loss)
@@ -188,7 +183,13 @@ class SalUn(Unlearner):
                         if p in masks:
                             p.grad.mul_(masks[p])
                 opt.step()
+            if ctx.end_epoch(model):
+                break
         return model
+
+    def estimate_work(self, n_forget, n_retain):
+        mask = n_forget  # one gradient pass over the forget set for the saliency mask
+        return float(mask + self.epochs * (n_forget + min(n_retain, round(self.retain_ratio * n_forget))))
 
     @classmethod
     def _test_params(cls):

@@ -168,7 +168,13 @@ class SCRUB(Unlearner):
                     out, target, T
                 )
                 optimise(opt, loss, ctx)
+            if ctx.end_epoch(model):
+                break
         return model
+
+    def estimate_work(self, n_forget, n_retain):
+        # teacher forward passes cost about a third of a student step each
+        return float(1.33 * (min(self.msteps, self.epochs) * n_forget + self.epochs * n_retain))
 
     @classmethod
     def _test_params(cls):
