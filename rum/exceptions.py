@@ -19,6 +19,7 @@ __all__ = [
     "InvalidDataError",
     "IncompatibleDataError",
     "InvalidDeviceError",
+    "IneligibleModelError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -66,6 +67,10 @@ class IncompatibleDataError(RumError, ValueError):
 
 class InvalidDeviceError(RumError, ValueError):
     """A device string cannot be used on this machine."""
+
+
+class IneligibleModelError(RumError, ValueError):
+    """The model does not meet a method's assumptions (e.g. certified removal needs a convex model)."""
 
 
 class RumWarning(UserWarning):
