@@ -4,16 +4,8 @@ Profile the forget set by memorization and entanglement, plan an unlearner
 per group, execute the plan: ``rum.unlearn(model, forget_set, retain_set)``.
 """
 
-from rum import requests  # noqa: E402  (rum.requests.relabel(...))
 from rum._validation import Interval, Options
 from rum._version import __version__
-from rum.api import unlearn
-from rum.executor import UnlearnResult, execute
-from rum.influence import correct
-from rum.metrics import EvaluationReport, evaluate
-from rum.planner import Plan, Step, plan
-from rum.profiler import Profile, profile
-from rum.training import fit
 from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     RunContext,
     Unlearner,
@@ -22,6 +14,14 @@ from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     list_unlearners,
     register_unlearner,
 )
+from rum.api import unlearn
+from rum.executor import UnlearnResult, execute
+from rum.metrics import EvaluationReport, evaluate
+from rum.planner import Plan, Step, plan
+from rum.profiler import Profile, profile
+from rum.training import fit
+from rum import requests  # noqa: E402  (rum.requests.relabel(...))
+from rum.influence import correct
 
 __all__ = [
     "__version__",

@@ -61,11 +61,10 @@ def digits_scenario(
     The forget set holds every flipped item plus ordinary items, for a total
     of ``forget_fraction`` of the training set.
     """
+    import rum
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
-
-    import rum
 
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(

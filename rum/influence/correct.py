@@ -39,7 +39,13 @@ from rum._validation import (
     validate_params,
 )
 from rum.data import TensorData, as_data, check_fits_model, check_model, model_dtype
-from rum.exceptions import DivergenceWarning, InvalidDataError, InvalidParameterError, RumWarning
+from rum.exceptions import (
+    DivergenceWarning,
+    IneligibleModelError,
+    InvalidDataError,
+    InvalidParameterError,
+    RumWarning,
+)
 from rum.influence import certified as cert
 from rum.influence.convex import is_linear_model
 from rum.influence.hvp import ParamSpace, select_parameters
@@ -176,7 +182,7 @@ def run_correction(
     out = Outcome(theta=theta0)
     out.loss_before = obj.loss(theta0)
     out.residual_before = float(obj.grad(theta0).norm())
-    G = diff.data_grad(theta0) - shrink * obj.weight_decay * obj.mask * theta0
+    G = diff.data_grad(theta0) - shrink * diff.weight_decay * obj.mask * theta0
     theta = theta0
     if ctx is not None:
         ctx.start(s.max_steps)
@@ -382,8 +388,16 @@ def correct_torch(
     delta: float | None,
     device: torch.device,
     seed: int,
+    fixed_sum_penalty: bool = False,
 ):
-    """:func:`correct` on validated inputs (shared by the scikit-learn path)."""
+    """:func:`correct` on validated inputs (shared by the scikit-learn path).
+
+    ``weight_decay`` is lambda of the *original* objective (mean loss over
+    ``train``). With ``fixed_sum_penalty`` the penalty is fixed in the summed
+    objective (scikit-learn's ``C * sum l + 1/2 ||w||^2``), so after deletions
+    the mean-form lambda of the corrected objective grows to
+    ``lambda * n / n~``; otherwise (torch's convention) it stays ``lambda``.
+    """
     from rum.executor.result import StepResult, UnlearnResult
     from rum.planner.plan import Plan, Step
     from rum.profiler.profile import Profile
@@ -426,13 +440,17 @@ def correct_torch(
             )
         b = perturb.b
 
+    if fixed_sum_penalty:
+        new_decay, shrink = weight_decay * n_old / n_new, 0.0
+    else:
+        new_decay, shrink = weight_decay, (n_old - n_new) / n_new
     train_d = train.to(device, dtype)
     before_d = request.before.to(device, dtype)
     after_d = request.kept_after.to(device, dtype)
     obj = Objective(
         work, space,
         [Term(train_d, 1.0), Term(before_d, -1.0), Term(after_d, 1.0)],
-        weight_decay=weight_decay, penalized=penalized, perturbation=b, batch_size=s.batch_size,
+        weight_decay=new_decay, penalized=penalized, perturbation=b, batch_size=s.batch_size,
     )
     diff = Objective(
         work, space, [Term(before_d, -1.0), Term(after_d, 1.0)],
@@ -444,8 +462,8 @@ def correct_torch(
         "after_acc_before": _accuracy(work, after_d),
     }
     out = run_correction(
-        obj, diff, (n_old - n_new) / n_new, s, convex=convex, generator=gen,
-        track_last=epsilon is not None,
+        obj, diff, shrink, s, convex=convex, generator=gen,
+        track_last=epsilon is not None or perturb is not None,
     )
     if out.diverged:
         warnings.warn(
@@ -477,13 +495,19 @@ def correct_torch(
     }
     if s.solver == "lissa":
         metrics["scale"] = float(out.scale)
-    if perturb is not None:
-        bound = 0.0
-        if out.last is not None:
-            bound = cert.newton_residual_bound(obj, *out.last)
-        setattr(work, cert.ATTRIBUTE, cert.with_spent(perturb, bound))
+    bound = math.nan
+    if epsilon is not None or perturb is not None:
+        try:
+            cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
+            bound = cert.newton_residual_bound(obj, *out.last) if out.last is not None else 0.0
+            if dtype_out != dtype:  # the released weights are rounded: bound that change exactly
+                rounded = out.theta.to(dtype_out).to(dtype)
+                bound += obj.n * float((obj.grad(rounded) - obj.grad(out.theta)).norm())
+        except IneligibleModelError:
+            bound = math.inf  # no bound: a perturbed model's budget is gone
+        if perturb is not None:
+            setattr(work, cert.ATTRIBUTE, cert.with_spent(perturb, bound))
     if epsilon is not None:
-        bound = cert.newton_residual_bound(obj, *out.last) if out.last is not None else 0.0
         spent_before = perturb.spent_bound if perturb is not None else 0.0
         cumulative = spent_before + bound
         sigma = perturb.sigma if perturb is not None else math.nan

@@ -2,8 +2,10 @@
 
 scikit-learn minimises ``C * sum_i l(z_i) + 1/2 ||W||^2`` with the intercept
 unpenalised. Divided by ``C n`` this is rum's mean objective with
-``weight_decay = 1 / (C n)`` on the coefficients only, so a fitted estimator
-converts exactly: a binary model becomes a :class:`BinaryLogit`, a
+``weight_decay = 1 / (C n)`` on the coefficients only. The penalty is fixed in
+the *summed* objective, so refitting after deleting items (same ``C``) uses
+``1 / (C n~)``; the correction follows that. A fitted estimator converts
+exactly: a binary model becomes a :class:`BinaryLogit`, a
 multinomial one an ``nn.Linear(d, K)``. The corrected coefficients are written
 into a *copy* of the estimator; the caller's estimator is never modified.
 
@@ -175,7 +177,7 @@ def correct_estimator(est, before, after, *, train_set, settings, weight_decay, 
     res = correct_torch(
         model, request, train, settings=settings, weight_decay=lam, parameters=None,
         penalized=penalized, epsilon=epsilon, delta=delta, device=resolve_device(device),
-        seed=check_random_state(random_state),
+        seed=check_random_state(random_state), fixed_sum_penalty=True,
     )
     new = copy.deepcopy(est)
     fitted = res.model.double().cpu()

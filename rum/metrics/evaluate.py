@@ -154,6 +154,6 @@ def evaluate(
 
 
 def _unwrap(model: Any, name: str) -> torch.nn.Module:
-    if hasattr(model, "model") and isinstance(model.model, torch.nn.Module):
+    if hasattr(model, "model") and isinstance(getattr(model, "model"), torch.nn.Module):
         model = model.model
     return check_model(model, name)

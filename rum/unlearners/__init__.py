@@ -2,19 +2,20 @@
 
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.context import RunContext
-from rum.unlearners.finetune import Finetune
-from rum.unlearners.influence import Influence
-from rum.unlearners.neggrad import NegGrad
-from rum.unlearners.neggrad_plus import NegGradPlus
-from rum.unlearners.noop import Noop  # noqa: I001  (import order registers the built-ins)
-from rum.unlearners.random_label import RandomLabel
 from rum.unlearners.registry import (
     get_unlearner,
     list_unlearners,
     make_unlearner,
     register_unlearner,
 )
+
+from rum.unlearners.noop import Noop  # noqa: I001  (import order registers the built-ins)
+from rum.unlearners.finetune import Finetune
+from rum.unlearners.neggrad import NegGrad
+from rum.unlearners.neggrad_plus import NegGradPlus
+from rum.unlearners.random_label import RandomLabel
 from rum.unlearners.retrain import Retrain
+from rum.unlearners.influence import Influence
 
 __all__ = [
     "Unlearner",

@@ -7,8 +7,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
 from rum.influence import fit_convex
-
-LAM = 1e-2
+from tests.influence._helpers import LAM
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +23,3 @@ def cancer_model(cancer):
     X, y = cancer
     torch.manual_seed(0)
     return fit_convex(torch.nn.Linear(X.shape[1], 2), (X, y), weight_decay=LAM).float()
-
-
-def flat(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().double().reshape(-1) for p in model.parameters()])

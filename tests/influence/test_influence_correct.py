@@ -7,11 +7,11 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import LAM, flat
 
 import rum
 from rum.exceptions import InvalidParameterError, NotAModelError
 from rum.influence import fit_convex
+from tests.influence._helpers import LAM, flat
 
 
 def _ratio(result_model, original, retrained):
@@ -62,7 +62,8 @@ def test_feature_replacement_matches_retrain_on_edited_data(cancer, cancer_model
     X_new = X.copy()
     X_new[:60, 3] = 0.0
     retrained = fit_convex(torch.nn.Linear(30, 2), (X_new, y), weight_decay=LAM)
-    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg")
+    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg", max_steps=3,
+                      batch_size=4096)
     assert _ratio(res.model, cancer_model, retrained) < 1e-3
 
 
@@ -77,7 +78,7 @@ def test_deep_model_last_layers_with_cg_and_lissa_is_finite_and_untouched_input(
     req = rum.requests.relabel((X, y), [0, 1, 2], 1 - y[:3])
     for solver in ("cg", "lissa"):
         res = rum.correct(model, req, train_set=(X, y), weight_decay=0.0, parameters=1,
-                          solver=solver, lissa_depth=100, random_state=0)
+                          solver=solver, lissa_depth=30, cg_maxiter=20, random_state=0)
         assert all(torch.isfinite(p).all() for p in res.model.parameters())
         assert torch.equal(res.model[0].weight, model[0].weight)  # frozen layer unchanged
         assert not torch.equal(res.model[2].weight, model[2].weight)
