@@ -167,11 +167,6 @@ def correct_estimator(est, before, after, *, train_set, settings, weight_decay, 
     perturb = cert.attached(est)
     if perturb is not None:
         setattr(model, cert.ATTRIBUTE, perturb)
-        if not math.isclose(perturb.weight_decay, lam, rel_tol=1e-9):
-            raise InvalidParameterError(
-                "train_set does not have the size the certified estimator was trained on "
-                "(lambda = 1/(C n) differs)."
-            )
     if not getattr(est, "fit_intercept", True):
         penalized = None  # every parameter is penalised
     res = correct_torch(

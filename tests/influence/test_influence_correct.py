@@ -62,7 +62,7 @@ def test_feature_replacement_matches_retrain_on_edited_data(cancer, cancer_model
     X_new = X.copy()
     X_new[:60, 3] = 0.0
     retrained = fit_convex(torch.nn.Linear(30, 2), (X_new, y), weight_decay=LAM)
-    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg", max_steps=3,
+    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg", max_steps=2,
                       batch_size=4096)
     assert _ratio(res.model, cancer_model, retrained) < 1e-3
 
@@ -78,7 +78,8 @@ def test_deep_model_last_layers_with_cg_and_lissa_is_finite_and_untouched_input(
     req = rum.requests.relabel((X, y), [0, 1, 2], 1 - y[:3])
     for solver in ("cg", "lissa"):
         res = rum.correct(model, req, train_set=(X, y), weight_decay=0.0, parameters=1,
-                          solver=solver, lissa_depth=30, cg_maxiter=20, random_state=0)
+                          solver=solver, lissa_depth=30, cg_maxiter=20, scale=50.0,
+                          random_state=0)
         assert all(torch.isfinite(p).all() for p in res.model.parameters())
         assert torch.equal(res.model[0].weight, model[0].weight)  # frozen layer unchanged
         assert not torch.equal(res.model[2].weight, model[2].weight)

