@@ -4,15 +4,11 @@ Profile the forget set by memorization and entanglement, plan an unlearner
 per group, execute the plan: ``rum.unlearn(model, forget_set, retain_set)``.
 """
 
+# Import order matters: the unlearners register themselves before the
+# pipeline modules that look them up, and the influence package comes last.
 from rum._validation import Interval, Options
 from rum._version import __version__
-from rum.api import unlearn
-from rum.executor import UnlearnResult, execute
-from rum.metrics import EvaluationReport, evaluate
-from rum.planner import Plan, Step, plan
-from rum.profiler import Profile, profile
-from rum.training import fit
-from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
+from rum.unlearners import (
     RunContext,
     Unlearner,
     UnlearnerTags,
@@ -20,10 +16,20 @@ from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     list_unlearners,
     register_unlearner,
 )
+from rum.api import unlearn
+from rum.executor import UnlearnResult, execute
+from rum.metrics import EvaluationReport, evaluate
+from rum.planner import Plan, Step, plan
+from rum.profiler import Profile, profile
+from rum.training import fit
+from rum import requests
+from rum.influence import correct
 
 __all__ = [
     "__version__",
     "unlearn",
+    "correct",
+    "requests",
     "profile",
     "plan",
     "execute",

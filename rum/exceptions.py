@@ -24,6 +24,7 @@ __all__ = [
     "EmbeddingLayerError",
     "InvalidScoresError",
     "RetainRequiredError",
+    "IneligibleModelError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -91,6 +92,8 @@ class InvalidScoresError(RumError, ValueError):
 
 class RetainRequiredError(RumError, ValueError):
     """A profiler score needs the retain set, but none was given."""
+class IneligibleModelError(RumError, ValueError):
+    """The model does not meet a method's assumptions (e.g. certified removal needs a convex model)."""
 
 
 class RumWarning(UserWarning):

@@ -3,6 +3,7 @@
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.context import RunContext
 from rum.unlearners.finetune import Finetune
+from rum.unlearners.influence import Influence
 from rum.unlearners.l1_sparse import L1Sparse
 from rum.unlearners.neggrad import NegGrad
 from rum.unlearners.neggrad_plus import NegGradPlus
@@ -35,4 +36,5 @@ __all__ = [
     "L1Sparse",
     "SalUn",
     "SCRUB",
+    "Influence",
 ]

@@ -1,0 +1,275 @@
+"""Influence-based correction: feature unlearning, label-poison repair, certified removal.
+
+Run ``python -m benchmarks.influence`` (``--quick`` for a fast setting). Writes
+the ``influence`` section of ``docs/benchmarks.md``.
+
+1. **Feature unlearning, convex.** breast_cancer (standardised) plus a planted
+   leaking feature: a column equal to ``2 * label - 1`` (plus noise) in 30 %
+   of the training rows, zero elsewhere and at test time. The request zeroes it
+   wherever present. L2 logistic regression (``Linear(31, 2)``,
+   ``weight_decay=0.01``, trained to the optimum). Compared with the exact
+   retrain on the edited data (Newton to ``||grad|| < 1e-10``) and timed
+   against it and against scikit-learn's ``LogisticRegression.fit``.
+2. **Label-poison repair, deep.** A small CNN on 8x8 digits; 25 % of training
+   labels flipped to ``9 - y``. Poisoned -> first order (all parameters,
+   ``tau=1``) -> second order (last layer, CG, damping 0.01: with the
+   features fixed the last layer's objective is convex) -> retrain on clean
+   labels: test accuracy and seconds.
+3. **Certified removal.** Binary logistic regression with objective
+   perturbation on breast_cancer; 10 points removed. For each epsilon the
+   training noise is set from the residual bound (``sigma = c * bound /
+   epsilon``, bound measured on a noise-free model, x2 margin); the corrected
+   model's certificate is checked and its test accuracy reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+import rum
+from benchmarks._report import machine, write_section
+from rum.influence import BinaryLogit, fit_certified, fit_convex, noise_scale
+
+LAM = 1e-2
+
+
+def ci(values):
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return f"{v.mean():.4g}"
+    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v))
+    return f"{v.mean():.4g} ± {half:.2g}"
+
+
+def flat(m):
+    return torch.cat([p.detach().double().reshape(-1) for p in m.parameters()])
+
+
+def acc(model, X, y):
+    with torch.no_grad():
+        out = model(torch.as_tensor(X, dtype=next(model.parameters()).dtype))
+    return float((out.argmax(1).numpy() == y).mean())
+
+
+# ------------------------------------------------------------------------------------------
+def feature_task(seed):
+    X, y = load_breast_cancer(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    sc = StandardScaler().fit(X_tr)
+    X_tr, X_te = sc.transform(X_tr), sc.transform(X_te)
+    rng = np.random.default_rng(seed)
+    leak = np.zeros(len(y_tr))
+    rows = rng.choice(len(y_tr), int(0.3 * len(y_tr)), replace=False)
+    leak[rows] = (2 * y_tr[rows] - 1) + 0.3 * rng.normal(size=len(rows))
+    X_tr = np.hstack([X_tr, leak[:, None]]).astype(np.float32)
+    X_te = np.hstack([X_te, np.zeros((len(X_te), 1))]).astype(np.float32)
+    return X_tr, y_tr, X_te, y_te
+
+
+def bench_features(seeds):
+    rows = {k: {"ratio": [], "resid": [], "leak": [], "acc": [], "sec": []} for k in
+            ["original", "first order", "second order, 1 step", "second order (default)",
+             "retrain (exact)"]}
+    sk_times, speed_exact, speed_sk = [], [], []
+    for seed in seeds:
+        X, y, X_te, y_te = feature_task(seed)
+        torch.manual_seed(seed)
+        model = fit_convex(torch.nn.Linear(X.shape[1], 2), (X, y), weight_decay=LAM).float()
+        req = rum.requests.replace_features((X, y), columns=[X.shape[1] - 1], values=0.0)
+        X_new = X.copy()
+        X_new[:, -1] = 0.0
+        t = time.perf_counter()
+        ref = fit_convex(torch.nn.Linear(X.shape[1], 2), (X_new, y), weight_decay=LAM)
+        t_ref = time.perf_counter() - t
+        t = time.perf_counter()
+        LogisticRegression(C=1 / (LAM * len(y)), tol=1e-8, max_iter=5000).fit(X_new, y)
+        t_sk = time.perf_counter() - t
+        sk_times.append(t_sk)
+        d0 = float((flat(model) - flat(ref)).norm())
+        runs = {"original": (model, 0.0, np.nan)}
+        for name, kw in [("first order", dict(order=1, tau=1.0)),
+                         ("second order, 1 step", dict(max_steps=1)),
+                         ("second order (default)", {})]:
+            rum.correct(model, req, train_set=(X, y), weight_decay=LAM, **kw)  # warm-up
+            t = time.perf_counter()
+            res = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, **kw)
+            runs[name] = (res.model, time.perf_counter() - t, res.metrics["residual_norm"])
+        runs["retrain (exact)"] = (ref, t_ref, 0.0)
+        for name, (m, sec, resid) in runs.items():
+            r = rows[name]
+            r["ratio"].append(float((flat(m) - flat(ref)).norm()) / d0)
+            r["resid"].append(resid)
+            r["leak"].append(abs(float((m.weight[1, -1] - m.weight[0, -1]).detach())))
+            r["acc"].append(acc(m, X_te, y_te))
+            r["sec"].append(sec)
+        speed_exact.append(t_ref / runs["second order (default)"][1])
+        speed_sk.append(t_sk / runs["second order (default)"][1])
+    lines = [
+        "| method | distance to retrain / original distance | gradient residual | leak weight | test acc | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        resid = "-" if np.all(np.isnan(r["resid"])) else ci(r["resid"])
+        lines.append(f"| {name} | {ci(r['ratio'])} | {resid} | {ci(r['leak'])} | {ci(r['acc'])} | {ci(r['sec'])} |")
+    lines.append(f"| scikit-learn refit (lbfgs, tol 1e-8), for timing | | | | | {ci(sk_times)} |")
+    summary = (
+        f"Speed-up of the default second-order correction: {ci(speed_exact)}x over the exact "
+        f"retrain, {ci(speed_sk)}x over scikit-learn's refit."
+    )
+    return "\n".join(lines), summary, rows, speed_exact, speed_sk
+
+
+# ------------------------------------------------------------------------------------------
+def make_cnn():
+    return torch.nn.Sequential(
+        torch.nn.Unflatten(1, (1, 8, 8)),
+        torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(16 * 16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10),
+    )
+
+
+CNN_RECIPE = dict(epochs=40, lr=2e-3, batch_size=64, optimizer="adam", weight_decay=1e-4)
+
+
+def bench_poison(seeds, epochs):
+    recipe = dict(CNN_RECIPE, epochs=epochs)
+    res = {k: {"acc": [], "sec": []} for k in
+           ["poisoned", "first order", "second order (last layer, CG)", "retrain on clean labels"]}
+    restored = {"first order": [], "second order (last layer, CG)": []}
+    time_ratio = []
+    for seed in seeds:
+        X, y = load_digits(return_X_y=True)
+        X = (X / 16.0).astype(np.float32)
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(y_tr), int(0.25 * len(y_tr)), replace=False)
+        y_p = y_tr.copy()
+        y_p[idx] = 9 - y_p[idx]
+        torch.manual_seed(seed)
+        poisoned = make_cnn()
+        rum.fit(poisoned, (X_tr, y_p), random_state=seed, device="cpu", **recipe)
+        torch.manual_seed(seed + 1000)
+        clean = make_cnn()
+        t = time.perf_counter()
+        rum.fit(clean, (X_tr, y_tr), random_state=seed, device="cpu", **recipe)
+        t_retrain = time.perf_counter() - t
+        req = rum.requests.relabel((X_tr, y_p), idx, y_tr[idx])
+        a_p, a_c = acc(poisoned, X_te, y_te), acc(clean, X_te, y_te)
+        res["poisoned"]["acc"].append(a_p)
+        res["poisoned"]["sec"].append(0.0)
+        res["retrain on clean labels"]["acc"].append(a_c)
+        res["retrain on clean labels"]["sec"].append(t_retrain)
+        for name, kw in [("first order", dict(order=1, tau=1.0)),
+                         ("second order (last layer, CG)",
+                          dict(parameters=1, solver="cg", damping=0.01, cg_maxiter=20))]:
+            t = time.perf_counter()
+            r = rum.correct(poisoned, req, train_set=(X_tr, y_p), weight_decay=recipe["weight_decay"], **kw)
+            sec = time.perf_counter() - t
+            a = acc(r.model, X_te, y_te)
+            res[name]["acc"].append(a)
+            res[name]["sec"].append(sec)
+            restored[name].append((a - a_p) / max(a_c - a_p, 1e-9))
+            if name.startswith("second"):
+                time_ratio.append(sec / t_retrain)
+    lines = ["| model | test acc | restored | seconds |", "|---|---|---|---|"]
+    for name, r in res.items():
+        rest = ci(restored[name]) if name in restored else ("0" if name == "poisoned" else "1")
+        lines.append(f"| {name} | {ci(r['acc'])} | {rest} | {ci(r['sec'])} |")
+    return "\n".join(lines), restored, time_ratio
+
+
+# ------------------------------------------------------------------------------------------
+def bench_certified(seeds, epsilons):
+    X, y = load_breast_cancer(return_X_y=True)
+    out = []
+    for eps in epsilons:
+        for mode, ms in [("one Newton step", 1), ("iterated Newton (default)", None)]:
+            accs, certs, sigmas = [], [], []
+            for seed in seeds:
+                X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+                sc = StandardScaler().fit(X_tr)
+                X_tr = np.hstack([sc.transform(X_tr), np.ones((len(X_tr), 1))]).astype(np.float32)
+                X_te = np.hstack([sc.transform(X_te), np.ones((len(X_te), 1))]).astype(np.float32)
+                req = rum.requests.delete((X_tr, y_tr), np.arange(10))
+                base = fit_certified(BinaryLogit(X_tr.shape[1], bias=False), (X_tr, y_tr),
+                                     weight_decay=LAM, sigma=0.0, random_state=seed)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    probe = rum.correct(base, req, train_set=(X_tr, y_tr), weight_decay=LAM,
+                                        max_steps=ms, epsilon=eps, delta=1e-4)
+                sigma = 2.0 * noise_scale(eps, 1e-4, probe.metrics["residual_bound"])
+                model = fit_certified(BinaryLogit(X_tr.shape[1], bias=False), (X_tr, y_tr),
+                                      weight_decay=LAM, sigma=sigma, random_state=seed + 1)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = rum.correct(model, req, train_set=(X_tr, y_tr), weight_decay=LAM,
+                                      max_steps=ms, epsilon=eps, delta=1e-4)
+                accs.append(acc(res.model, X_te, y_te))
+                certs.append(res.metrics["certified"])
+                sigmas.append(sigma)
+            out.append(f"| {eps:g} | {mode} | {ci(sigmas)} | {np.mean(certs):.2f} | {ci(accs)} |")
+    lines = ["| epsilon | update | training noise sigma | certified (fraction) | test acc |",
+             "|---|---|---|---|---|", *out]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer epochs and epsilons")
+    args = ap.parse_args(argv)
+    # One thread: on a shared, loaded machine two spinning threads slow tiny ops by 10-100x.
+    torch.set_num_threads(1)
+    seeds = [0, 1, 2]
+    t0 = time.perf_counter()
+    feat_table, feat_summary, feat_rows, sp_exact, sp_sk = bench_features(seeds)
+    poison_table, restored, time_ratio = bench_poison(seeds, epochs=20 if args.quick else 40)
+    cert_table = bench_certified(seeds, [0.1, 1.0, 10.0] if args.quick else [0.05, 0.1, 0.5, 1.0, 5.0, 10.0])
+    cmd = "python -m benchmarks.influence" + (" --quick" if args.quick else "")
+    ratio2 = np.mean(feat_rows["second order (default)"]["ratio"])
+    rest2 = np.mean(restored["second order (last layer, CG)"])
+    tr = np.mean(time_ratio)
+    body = f"""## Influence-based correction (`rum.correct`)
+
+Command: `{cmd}` ({len(seeds)} seeds, mean ± 95 % CI; total {time.perf_counter() - t0:.0f}s).
+Machine: {machine()} (torch.set_num_threads(1)).
+
+### Feature unlearning: planted leaking feature (breast_cancer, L2 logistic regression)
+
+{feat_table}
+
+{feat_summary}
+
+### Label-poison repair: small CNN on 8x8 digits, 25 % labels flipped to 9 - y
+
+{poison_table}
+
+### Certified removal of 10 points: accuracy against epsilon (delta = 1e-4)
+
+{cert_table}
+
+### Against the targets
+
+- Convex task: distance ratio of the default second-order correction {ratio2:.2g} (target <= 0.05:
+  {"met" if ratio2 <= 0.05 else "missed"}); speed-up {np.mean(sp_exact):.1f}x over the exact retrain and
+  {np.mean(sp_sk):.1f}x over scikit-learn's refit (target >= 100x: {"met" if min(np.mean(sp_exact), np.mean(sp_sk)) >= 100 else "missed"}).
+  On a data set this small retraining a logistic regression takes milliseconds, and the exact
+  second-order update needs the Hessian over all n items (O(n p^2)) plus Python overhead, so no
+  100x gap is possible here; the first-order update is cheaper but lands far from the retrain.
+- Deep repair: second order restores {rest2:.2f} of the accuracy lost to poisoning (target >= 0.5:
+  {"met" if rest2 >= 0.5 else "missed"}) at {tr:.2f}x the retrain time (target <= 0.2x: {"met" if tr <= 0.2 else "missed"}).
+"""
+    write_section("influence", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()

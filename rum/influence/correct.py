@@ -1,0 +1,566 @@
+"""``rum.correct``: fix a trained model after some training items change or go.
+
+The update (Warnecke et al., NDSS 2023, in rum's mean-loss convention; see
+:mod:`rum.influence.objective`):
+
+* the corrected training set is ``D~ = D - Z + Z~`` with ``n~`` items;
+* ``G`` is the change of the objective's gradient at the trained weights,
+  computed from the affected items only and assuming the model sits at the
+  optimum of the original objective:
+  ``G = (1/n~) sum_i [grad l(z~_i) - grad l(z_i)] - ((n - n~)/n~) lambda M theta``
+  (the last term is there because deleting items re-normalises the mean);
+* **first order**: ``theta - tau G`` (``tau`` is a step size on the mean objective);
+* **second order**: ``theta - H^-1 G`` with ``H`` the Hessian of the *corrected*
+  objective at ``theta`` (then one Newton step on D~ when the model was at
+  the optimum). For convex (linear) models further Newton steps on the exact
+  corrected gradient follow, with a backtracking line search, until the
+  gradient residual ``||grad L~(theta)||`` is below ``tol``: a single step
+  overshoots on confidently fitted points.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rum._validation import (
+    NONE,
+    Interval,
+    Options,
+    check_random_state,
+    resolve_device,
+    validate_params,
+)
+from rum.data import TensorData, as_data, check_fits_model, check_model, model_dtype
+from rum.exceptions import (
+    DivergenceWarning,
+    IneligibleModelError,
+    InvalidDataError,
+    InvalidParameterError,
+    RumWarning,
+)
+from rum.influence import certified as cert
+from rum.influence.convex import is_linear_model
+from rum.influence.hvp import ParamSpace, select_parameters
+from rum.influence.objective import Objective, Term
+from rum.influence.requests import Request
+from rum.influence.solvers import SolveInfo, solve_cg, solve_dense, solve_lissa, top_eigenvalue
+from rum.unlearners.context import RunContext
+
+__all__ = ["correct", "CORRECT_CONSTRAINTS", "Outcome"]
+
+SOLVERS = ("auto", "exact", "cg", "lissa")
+
+#: Largest parameter count for which ``solver="auto"`` builds the dense Hessian.
+EXACT_MAX_PARAMS = 3000
+
+CORRECT_CONSTRAINTS: dict[str, list] = {
+    "order": [Options((1, 2))],
+    "solver": [Options(SOLVERS)],
+    "weight_decay": [Interval(float, 0, None)],
+    "tau": [Interval(float, 0, None, closed="neither")],
+    "damping": [Interval(float, 0, None), NONE],
+    "scale": [Interval(float, 0, None, closed="neither"), NONE],
+    "max_steps": [Interval(int, 1, None), NONE],
+    "tol": [Interval(float, 0, None)],
+    "cg_maxiter": [Interval(int, 1, None)],
+    "lissa_depth": [Interval(int, 1, None)],
+    "lissa_repeats": [Interval(int, 1, None)],
+    "batch_size": [Interval(int, 1, None)],
+    "epsilon": [Interval(float, 0, None, closed="neither"), NONE],
+    "delta": [Interval(float, 0, 1, closed="neither"), NONE],
+}
+
+#: Default damping for non-convex models (a Tikhonov term on the mean-loss Hessian).
+DEEP_DAMPING = 0.1
+#: Default cap on Newton steps for convex models.
+CONVEX_MAX_STEPS = 25
+
+
+@dataclass
+class Settings:
+    """Resolved options of one correction (see :func:`correct`)."""
+
+    order: int = 2
+    solver: str = "auto"
+    tau: float = 1.0
+    damping: float | None = None
+    scale: float | None = None
+    max_steps: int | None = None
+    tol: float = 1e-8
+    cg_maxiter: int = 100
+    lissa_depth: int = 500
+    lissa_repeats: int = 1
+    batch_size: int = 512
+
+    def resolve(self, convex: bool, n_params: int) -> Settings:
+        s = copy.copy(self)
+        if s.solver == "auto":
+            s.solver = "exact" if (convex and n_params <= EXACT_MAX_PARAMS) else "cg"
+        if s.damping is None:
+            s.damping = 0.0 if convex else DEEP_DAMPING
+        if s.max_steps is None:
+            s.max_steps = CONVEX_MAX_STEPS if (convex and s.order == 2) else 1
+        if s.order == 1:
+            s.max_steps = 1
+        return s
+
+
+@dataclass
+class Outcome:
+    """What a correction did (numbers for ``UnlearnResult.metrics``)."""
+
+    theta: torch.Tensor
+    steps: int = 0
+    solver_iterations: int = 0
+    residual_before: float = math.nan
+    residual: float = math.nan
+    loss_before: float = math.nan
+    loss_after: float = math.nan
+    diverged: bool = False
+    negative_curvature: bool = False
+    scale: float | None = None
+    last: tuple | None = None  # (theta_prev, step, linear_residual) of the last Newton step
+    infos: list[SolveInfo] = field(default_factory=list)
+
+
+def _solve(obj: Objective, theta: torch.Tensor, v: torch.Tensor, s: Settings,
+           gen: torch.Generator) -> tuple[torch.Tensor, SolveInfo]:
+    if s.solver == "exact":
+        return solve_dense(obj.hessian(theta), v, s.damping)
+    if s.solver == "cg":
+        tol = 1e-10 if theta.dtype == torch.float64 else 1e-5
+        return solve_cg(lambda u: obj.hvp(theta, u), v, damping=s.damping, tol=tol,
+                        maxiter=s.cg_maxiter)
+
+    def sampled(u):
+        return obj.sampled_hvp(theta, u, gen, s.batch_size)
+
+    scale = s.scale
+    if scale is None:
+        top = top_eigenvalue(sampled, theta.numel(), iters=20, generator=gen,
+                             dtype=theta.dtype, device=theta.device)
+        scale = 1.5 * (top + s.damping) + 1e-12
+        s.scale = scale
+    tol = 1e-9 if theta.dtype == torch.float64 else 1e-5
+    return solve_lissa(sampled, v, damping=s.damping, scale=scale, depth=s.lissa_depth,
+                       repeats=s.lissa_repeats, tol=tol)
+
+
+def run_correction(
+    obj: Objective,
+    diff: Objective,
+    shrink: float,
+    s: Settings,
+    *,
+    convex: bool,
+    generator: torch.Generator,
+    ctx: RunContext | None = None,
+    track_last: bool = False,
+) -> Outcome:
+    """The update itself on flat parameters; pure apart from reading the objectives.
+
+    Args:
+        obj: the corrected objective ``L~`` (on D~).
+        diff: the objective over the affected items only, ``(Z, -1), (Z~, +1)``
+            with the normaliser ``n~``.
+        shrink: ``(n - n~) / n~`` (deletions re-normalise the mean).
+        s: resolved settings.
+        convex: refine with line-searched Newton steps.
+        generator: randomness for LiSSA.
+        ctx: reports each step's objective value (NaN stops the run).
+        track_last: keep what the certificate needs.
+    """
+    theta0 = obj.space.read(obj.model).to(obj.mask.dtype)
+    out = Outcome(theta=theta0)
+    out.loss_before = obj.loss(theta0)
+    out.residual_before = float(obj.grad(theta0).norm())
+    G = diff.data_grad(theta0) - shrink * diff.weight_decay * obj.mask * theta0
+    theta = theta0
+    if ctx is not None:
+        ctx.start(s.max_steps)
+    loss = out.loss_before
+    for k in range(s.max_steps):
+        if k == 0:
+            v = G
+        else:
+            v = obj.grad(theta)
+            if float(v.norm()) <= s.tol:
+                break
+        if s.order == 1:
+            step = -s.tau * v
+            info = SolveInfo("first-order", 0, math.nan, 0.0)
+        else:
+            x, info = _solve(obj, theta, v, s, generator)
+            step = -x
+        out.infos.append(info)
+        out.solver_iterations += info.iterations
+        out.negative_curvature |= info.negative_curvature
+        if info.diverged:
+            out.diverged = True
+            break
+        t = 1.0
+        if k > 0 and convex:  # backtracking line search on the corrected objective
+            slope = float(v @ step)
+            while t > 1e-6:
+                cand_loss = obj.loss(theta + t * step)
+                if cand_loss <= loss + 1e-4 * t * slope:
+                    break
+                t *= 0.5
+            if t <= 1e-6:
+                break
+        step = t * step
+        if track_last:
+            lin = obj.grad(theta) + obj.hvp(theta, step)
+            out.last = (theta, step, float(lin.norm()))
+        theta = theta + step
+        out.steps += 1
+        loss = obj.loss(theta)
+        if ctx is not None:
+            ctx.step(loss)
+        if not math.isfinite(loss) or not torch.isfinite(theta).all():
+            out.diverged = True
+            break
+    if out.diverged:
+        theta = theta0
+    out.theta = theta
+    out.loss_after = obj.loss(theta)
+    out.residual = float(obj.grad(theta).norm())
+    out.scale = s.scale
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# the public call
+
+
+def _as_request(before: Any, after: Any) -> Request:
+    if isinstance(before, Request):
+        if after is not None:
+            raise InvalidParameterError(
+                "before is already a rum request (pairs included); leave after=None."
+            )
+        return before
+    if isinstance(after, Request):
+        raise InvalidParameterError("pass a request as `before` (the first argument), not `after`.")
+    return Request.from_pairs(before, after)
+
+
+def _accuracy(model: torch.nn.Module, data: TensorData) -> float:
+    if len(data) == 0:
+        return math.nan
+    with torch.no_grad():
+        out = model(data.X)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return float((out.argmax(1) == data.y).float().mean())
+
+
+def correct(
+    model: Any,
+    before: Any,
+    after: Any = None,
+    *,
+    train_set: Any,
+    order: int = 2,
+    solver: str = "auto",
+    weight_decay: float | None = None,
+    parameters: Any = None,
+    tau: float = 1.0,
+    damping: float | None = None,
+    scale: float | None = None,
+    max_steps: int | None = None,
+    tol: float = 1e-8,
+    cg_maxiter: int = 100,
+    lissa_depth: int = 500,
+    lissa_repeats: int = 1,
+    batch_size: int = 512,
+    epsilon: float | None = None,
+    delta: float | None = None,
+    device: Any = "cpu",
+    random_state: Any = None,
+):
+    """Correct a trained model for changed or removed training items, without retraining.
+
+    Args:
+        model: the trained classifier (``torch.nn.Module`` returning logits),
+            or a fitted scikit-learn ``LogisticRegression`` (binary or
+            multinomial, L2 penalty); it is never modified.
+        before: the affected training items as they were, or a
+            :class:`rum.requests.Request` (then leave ``after`` out).
+        after: their corrected versions, in the same order; ``None`` deletes
+            every item of ``before``.
+        train_set: the data the model was trained on (the affected items
+            included, in their original form).
+        order: 1 (``theta - tau G``) or 2 (``theta - H^-1 G``).
+        solver: ``"auto"`` (exact for linear models up to 3000 parameters,
+            else ``"cg"``), ``"exact"`` (dense Hessian), ``"cg"`` or ``"lissa"``.
+        weight_decay: ``lambda`` of the training objective (mean CE +
+            ``lambda/2 ||theta||^2``, torch's weight-decay convention). Required
+            for torch models; taken from ``C`` for scikit-learn.
+        parameters: which parameters to update: ``None`` (all), an int ``k``
+            (the last ``k`` layers) or a list of names.
+        tau: first-order step size (on the mean objective).
+        damping: Tikhonov term added to the Hessian (default 0 for linear
+            models, 0.1 otherwise: with 0.01 a single step wrecked a small
+            MLP trained to near-zero loss, whose Hessian is almost flat).
+        scale: LiSSA scale (default: 1.5 x the top eigenvalue, by power iteration).
+        max_steps: Newton steps (default 25 for linear models, stopping at
+            ``tol``; 1 otherwise).
+        tol: stop refining when the gradient residual norm is below this.
+        cg_maxiter: CG iterations per solve.
+        lissa_depth, lissa_repeats: LiSSA recursion depth and repetitions.
+        batch_size: items per forward pass (and LiSSA mini-batch size).
+        epsilon, delta: request an (epsilon, delta) certificate (binary
+            L2-regularised logistic models only; see :mod:`rum.influence.certified`).
+        device: where to compute (``"cpu"`` by default; ``"auto"`` picks CUDA).
+        random_state: seed for LiSSA's sampling.
+
+    Returns:
+        UnlearnResult: ``.model`` is the corrected copy (an estimator for
+        scikit-learn input). ``.metrics`` holds ``residual_norm`` (the
+        gradient norm of the corrected objective after the update),
+        ``residual_norm_before``, ``newton_steps``, ``solver_iterations``,
+        ``damping``, ``objective_before``/``after``, accuracies on the items
+        before and after correction, and for certified runs ``epsilon_spent``,
+        ``residual_bound``, ``required_sigma`` and ``certified`` (1 or 0). The
+        resolved solver and every option are in ``.plan.steps[0].params``.
+
+    Example:
+        >>> import numpy as np, rum
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> clf = LogisticRegression().fit(X, y)
+        >>> res = rum.correct(clf, rum.requests.relabel((X, y), [0, 1], [1 - y[0], 1 - y[1]]), train_set=(X, y))
+        >>> type(res.model).__name__, res.metrics["residual_norm"] < 1e-6
+        ('LogisticRegression', True)
+    """
+    from rum.influence import sklearn as skl
+
+    settings = Settings(
+        order=order, solver=solver, tau=tau, damping=damping, scale=scale, max_steps=max_steps,
+        tol=tol, cg_maxiter=cg_maxiter, lissa_depth=lissa_depth, lissa_repeats=lissa_repeats,
+        batch_size=batch_size,
+    )
+    params = {**settings.__dict__, "weight_decay": 0.0 if weight_decay is None else weight_decay,
+              "epsilon": epsilon, "delta": delta}
+    validate_params(params, CORRECT_CONSTRAINTS, "rum.correct")
+    if (epsilon is None) != (delta is None):
+        raise InvalidParameterError("pass both epsilon and delta for a certificate, or neither.")
+    if skl.is_logistic_regression(model):
+        return skl.correct_estimator(
+            model, before, after, train_set=train_set, settings=settings,
+            weight_decay=weight_decay, parameters=parameters, epsilon=epsilon, delta=delta,
+            device=device, random_state=random_state,
+        )
+    check_model(model)
+    if weight_decay is None:
+        raise InvalidParameterError(
+            "rum.correct needs weight_decay: the L2 coefficient lambda of the objective the model "
+            "was trained on (mean cross-entropy + lambda/2 ||theta||^2; torch optimisers' "
+            "weight_decay). Pass weight_decay=0.0 if there was none."
+        )
+    request = _as_request(before, after)
+    train = as_data(train_set, "train_set")
+    return correct_torch(
+        model, request, train, settings=settings, weight_decay=float(weight_decay),
+        parameters=parameters, penalized=None, epsilon=epsilon, delta=delta,
+        device=resolve_device(device), seed=check_random_state(random_state),
+    )
+
+
+def correct_torch(
+    model: torch.nn.Module,
+    request: Request,
+    train: TensorData,
+    *,
+    settings: Settings,
+    weight_decay: float,
+    parameters: Any,
+    penalized: list[str] | None,
+    epsilon: float | None,
+    delta: float | None,
+    device: torch.device,
+    seed: int,
+    fixed_sum_penalty: bool = False,
+):
+    """:func:`correct` on validated inputs (shared by the scikit-learn path).
+
+    ``weight_decay`` is lambda of the *original* objective (mean loss over
+    ``train``). With ``fixed_sum_penalty`` the penalty is fixed in the summed
+    objective (scikit-learn's ``C * sum l + 1/2 ||w||^2``), so after deletions
+    the mean-form lambda of the corrected objective grows to
+    ``lambda * n / n~``; otherwise (torch's convention) it stays ``lambda``.
+    """
+    from rum.executor.result import StepResult, UnlearnResult
+    from rum.planner.plan import Plan, Step
+    from rum.profiler.profile import Profile
+
+    t_start = time.perf_counter()
+    sets = {"train_set": train, "before": request.before}
+    if len(request.kept_after):
+        sets["after"] = request.kept_after
+    n_classes = check_fits_model(model, sets)
+    n_old, n_new = len(train), len(train) - request.n_deleted
+    if request.n_deleted >= len(train):
+        raise InvalidDataError(
+            f"the request deletes {request.n_deleted} items but train_set has only {len(train)}; "
+            "nothing would be left to train on."
+        )
+    if len(request) > len(train):
+        raise InvalidDataError("the request has more items than train_set; pass the full training set.")
+    convex = is_linear_model(model)
+    dtype_out = model_dtype(model)
+    work = copy.deepcopy(model)
+    perturb = cert.attached(model)
+    work = work.to(device)
+    if convex:
+        work = work.double()
+    work.eval()
+    dtype = model_dtype(work)
+    space = ParamSpace.of(work, select_parameters(work, parameters))
+    s = settings.resolve(convex, space.size)
+
+    if epsilon is not None:
+        cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
+        if s.solver == "lissa":
+            raise InvalidParameterError("certified mode needs solver 'exact' or 'cg' (LiSSA is stochastic).")
+    b = None
+    if perturb is not None:
+        if list(space.names) != select_parameters(work) or perturb.b.numel() != space.size:
+            raise InvalidParameterError(
+                "the model was trained with objective perturbation over all parameters; "
+                "correct all of them (parameters=None)."
+            )
+        b = perturb.b
+
+    if fixed_sum_penalty:
+        new_decay, shrink = weight_decay * n_old / n_new, 0.0
+    else:
+        new_decay, shrink = weight_decay, (n_old - n_new) / n_new
+    train_d = train.to(device, dtype)
+    before_d = request.before.to(device, dtype)
+    after_d = request.kept_after.to(device, dtype)
+    obj = Objective(
+        work, space,
+        [Term(train_d, 1.0), Term(before_d, -1.0), Term(after_d, 1.0)],
+        weight_decay=new_decay, penalized=penalized, perturbation=b, batch_size=s.batch_size,
+    )
+    diff = Objective(
+        work, space, [Term(before_d, -1.0), Term(after_d, 1.0)],
+        weight_decay=weight_decay, penalized=penalized, batch_size=s.batch_size, n=n_new,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    acc = {
+        "forget_acc_before": _accuracy(work, before_d),
+        "after_acc_before": _accuracy(work, after_d),
+    }
+    out = run_correction(
+        obj, diff, shrink, s, convex=convex, generator=gen,
+        track_last=epsilon is not None or perturb is not None,
+    )
+    if out.diverged:
+        warnings.warn(
+            "rum.correct: the solve diverged (NaN or blow-up); the weights were left unchanged. "
+            "Increase damping, or use solver='cg'.",
+            DivergenceWarning,
+            stacklevel=3,
+        )
+    if convex and s.order == 2 and out.residual > max(s.tol, 1e-6) * 100 and not out.diverged:
+        warnings.warn(
+            f"rum.correct: the gradient residual is still {out.residual:.3g} after {out.steps} "
+            "step(s); the result may be far from retraining. Raise max_steps or check that the "
+            "model was trained to the optimum with this weight_decay.",
+            RumWarning,
+            stacklevel=3,
+        )
+    space.write(work, out.theta)
+    metrics = {
+        "residual_norm": out.residual,
+        "residual_norm_before": out.residual_before,
+        "newton_steps": float(out.steps),
+        "solver_iterations": float(out.solver_iterations),
+        "damping": float(s.damping),
+        "objective_before": out.loss_before,
+        "objective_after": out.loss_after,
+        **acc,
+        "forget_acc_after": _accuracy(work, before_d),
+        "after_acc_after": _accuracy(work, after_d),
+    }
+    if s.solver == "lissa":
+        metrics["scale"] = float(out.scale)
+    bound = math.nan
+    if epsilon is not None or perturb is not None:
+        try:
+            cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
+            bound = cert.newton_residual_bound(obj, *out.last) if out.last is not None else 0.0
+            if dtype_out != dtype:  # the released weights are rounded: bound that change exactly
+                rounded = out.theta.to(dtype_out).to(dtype)
+                bound += obj.n * float((obj.grad(rounded) - obj.grad(out.theta)).norm())
+        except IneligibleModelError:
+            bound = math.inf  # no bound: a perturbed model's budget is gone
+        if perturb is not None:
+            setattr(work, cert.ATTRIBUTE, cert.with_spent(perturb, bound))
+    if epsilon is not None:
+        spent_before = perturb.spent_bound if perturb is not None else 0.0
+        cumulative = spent_before + bound
+        sigma = perturb.sigma if perturb is not None else math.nan
+        eps_spent = cert.epsilon_spent(sigma, delta, cumulative) if perturb is not None else math.inf
+        certificate = cert.Certificate(
+            epsilon=float(epsilon), delta=float(delta), sigma=sigma, residual_bound=bound,
+            cumulative_bound=cumulative, measured_residual=out.residual * obj.n,
+            epsilon_spent=eps_spent,
+            required_sigma=cert.noise_scale(epsilon, delta, cumulative),
+            certified=bool(perturb is not None and eps_spent <= epsilon),
+        )
+        metrics.update(
+            residual_bound=bound, cumulative_bound=cumulative, epsilon_spent=eps_spent,
+            required_sigma=certificate.required_sigma, sigma=sigma,
+            certified=float(certificate.certified),
+        )
+        if perturb is None:
+            warnings.warn(
+                "rum.correct: the model was not trained with objective perturbation, so no "
+                f"certificate holds (certified=0). Training with sigma >= "
+                f"{certificate.required_sigma:.4g} (rum.influence.fit_certified) would make this "
+                "correction (epsilon, delta)-certified.",
+                RumWarning,
+                stacklevel=3,
+            )
+        elif not certificate.certified:
+            warnings.warn(
+                f"rum.correct: the certification budget is spent (epsilon used {eps_spent:.4g} > "
+                f"{epsilon}); the corrected model is not certified. Retrain.",
+                RumWarning,
+                stacklevel=3,
+            )
+    if convex:
+        work = work.to(dtype_out)
+    work.eval()
+    elapsed = time.perf_counter() - t_start
+    m = len(request)
+    step_params = {
+        "order": s.order, "solver": s.solver, "weight_decay": weight_decay, "tau": s.tau,
+        "damping": s.damping, "scale": s.scale, "max_steps": s.max_steps, "tol": s.tol,
+        "parameters": list(space.names), "n_deleted": request.n_deleted,
+        "epsilon": epsilon, "delta": delta,
+    }
+    plan = Plan((Step(-1, np.arange(m), "influence", step_params),), policy="correct", n_forget=m)
+    profile = Profile.single_group(np.full(m, np.nan), scorers={"correct": "request"}, seed=seed)
+    status = "diverged" if out.diverged else "ok"
+    step = StepResult(
+        step=0, group=0, unlearner="influence", n_items=m, seconds=elapsed,
+        iterations=out.steps, final_loss=out.loss_after, status=status,
+        message="the solve diverged; weights unchanged" if out.diverged else "",
+    )
+    return UnlearnResult(
+        model=work, plan=plan, profile=profile, steps=(step,),
+        timings={"profile": 0.0, "plan": 0.0, "execute": elapsed, "total": elapsed},
+        metrics=metrics, seed=seed, device=str(device),
+    )

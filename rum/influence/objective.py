@@ -1,0 +1,226 @@
+"""The training objective the influence updates assume, with an explicit reduction.
+
+    L(theta) = (1/n) * sum_t w_t * sum_{i in t} CE(f(x_i; theta), y_i)
+               + (lambda/2) * ||M theta||^2 + b^T theta / n
+
+* ``t`` runs over *terms*: data sets with a weight ``w_t`` of +1 or -1. The
+  corrected training set D~ = D - Z + Z~ is the three terms (D, +1), (Z, -1),
+  (Z~, +1), so nothing has to be located inside D, and the Hessian on D~ is
+  exact.
+* ``n = sum_t w_t |t|`` is the number of items of the data set the objective
+  is on, so the loss is the *mean* cross-entropy over it.
+* ``lambda`` is ``weight_decay`` with torch's convention (the gradient of the
+  penalty is ``lambda * theta``); ``M`` masks the penalised entries (all, by
+  default; scikit-learn leaves the intercept out).
+* ``b`` is the objective-perturbation vector of certified training (zero
+  otherwise). Scaled by ``1/n``, it is ``b^T theta`` in the summed objective.
+
+The model is evaluated in eval mode (dropout off, batch-norm statistics
+fixed): the objective is then a deterministic function of ``theta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad
+
+from rum.data import TensorData
+from rum.influence.hvp import ParamSpace, batch_loss_fn, hvp, hvp_many
+
+__all__ = ["Term", "Objective"]
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """A data set entering the objective with weight ``weight`` (+1 adds, -1 removes)."""
+
+    data: TensorData
+    weight: float = 1.0
+
+
+class Objective:
+    """Mean cross-entropy over signed data terms plus L2 and a linear perturbation.
+
+    Args:
+        model: the model (kept in eval mode by the caller).
+        space: which parameters form ``theta``.
+        terms: the data terms.
+        weight_decay: ``lambda``.
+        penalized: names of the penalised parameters (``None``: all in ``space``).
+        perturbation: ``b`` as a flat vector on ``space`` (``None``: zero).
+        batch_size: items per forward pass.
+        n: the normaliser (default: the signed item count of the terms).
+
+    Example:
+        >>> import torch
+        >>> from rum.data import TensorData
+        >>> from rum.influence.hvp import ParamSpace
+        >>> m = torch.nn.Linear(2, 2)
+        >>> d = TensorData(torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 1]))
+        >>> obj = Objective(m, ParamSpace.of(m, ["weight", "bias"]), [Term(d)], weight_decay=0.1)
+        >>> obj.n, obj.grad(obj.space.read(m)).shape
+        (5.0, torch.Size([6]))
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        space: ParamSpace,
+        terms: Sequence[Term],
+        *,
+        weight_decay: float = 0.0,
+        penalized: Sequence[str] | None = None,
+        perturbation: torch.Tensor | None = None,
+        batch_size: int = 512,
+        n: float | None = None,
+    ):
+        self.model = model
+        self.space = space
+        self.terms = [t for t in terms if len(t.data)]
+        self.weight_decay = float(weight_decay)
+        self.batch_size = int(batch_size)
+        self.n = float(sum(t.weight * len(t.data) for t in self.terms)) if n is None else float(n)
+        if self.n <= 0:
+            raise ValueError("the objective's data set is empty")
+        selected = set(space.names)
+        self.fixed = {n: p.detach() for n, p in model.named_parameters() if n not in selected}
+        self.fixed.update({n: b for n, b in model.named_buffers()})
+        dtype = next(iter(model.parameters())).dtype
+        device = next(iter(model.parameters())).device
+        self.mask = space.mask(penalized, dtype=dtype).to(device)
+        self.perturbation = None if perturbation is None else perturbation.to(device, dtype)
+
+    # -- data passes --------------------------------------------------------------------------
+    def _batches(self):
+        for t in self.terms:
+            for x, y in t.data.batches(self.batch_size):
+                yield batch_loss_fn(self.model, self.space, self.fixed, x, y, t.weight)
+
+    def _reg_value(self, theta: torch.Tensor) -> torch.Tensor:
+        val = 0.5 * self.weight_decay * (self.mask * theta * theta).sum()
+        if self.perturbation is not None:
+            val = val + self.perturbation @ theta / self.n
+        return val
+
+    def loss(self, theta: torch.Tensor) -> float:
+        """The objective's value at ``theta``."""
+        with torch.no_grad():
+            total = sum(float(f(theta)) for f in self._batches())
+            return total / self.n + float(self._reg_value(theta))
+
+    def data_grad(self, theta: torch.Tensor) -> torch.Tensor:
+        """``(1/n) sum_t w_t sum_i grad CE_i``: the data part of the gradient."""
+        g = torch.zeros_like(theta)
+        for f in self._batches():
+            g += grad(f)(theta)
+        return g / self.n
+
+    def grad(self, theta: torch.Tensor) -> torch.Tensor:
+        """The full gradient at ``theta``."""
+        g = self.data_grad(theta) + self.weight_decay * self.mask * theta
+        if self.perturbation is not None:
+            g = g + self.perturbation / self.n
+        return g
+
+    def hvp(self, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The Hessian at ``theta`` times ``v`` (one pass over the data)."""
+        out = torch.zeros_like(theta)
+        for f in self._batches():
+            out += hvp(f, theta, v)
+        return out / self.n + self.weight_decay * self.mask * v
+
+    def hvp_many(self, theta: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """The Hessian times every row of ``V``."""
+        out = torch.zeros_like(V)
+        for f in self._batches():
+            out += hvp_many(f, theta, V)
+        return out / self.n + self.weight_decay * self.mask * V
+
+    def hessian(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The dense ``p x p`` Hessian (for small models).
+
+        Closed form for linear softmax/logistic models (their Kronecker
+        structure makes it one pass of small matrix products); batched HVPs
+        against the identity otherwise.
+        """
+        fast = _linear_hessian(self, theta)
+        if fast is not None:
+            return fast
+        return self.hessian_from_hvps(theta, chunk)
+
+    def hessian_from_hvps(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """The dense Hessian from ``p`` Hessian-vector products (any model)."""
+        p = theta.numel()
+        eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
+        rows = [self.hvp_many(theta, eye[i : i + chunk]) for i in range(0, p, chunk)]
+        H = torch.cat(rows)
+        return 0.5 * (H + H.T)
+
+    def sampled_hvp(
+        self, theta: torch.Tensor, v: torch.Tensor, generator: torch.Generator, batch_size: int
+    ) -> torch.Tensor:
+        """An unbiased mini-batch estimate of the Hessian times ``v``.
+
+        Each term contributes a random batch whose size is proportional to the
+        term's size, rescaled by ``|t| / |batch|``.
+        """
+        total = sum(len(t.data) for t in self.terms)
+        out = torch.zeros_like(theta)
+        for t in self.terms:
+            k = max(1, min(len(t.data), round(batch_size * len(t.data) / total)))
+            idx = torch.randperm(len(t.data), generator=generator)[:k].to(t.data.device)
+            f = batch_loss_fn(
+                self.model, self.space, self.fixed, t.data.X[idx], t.data.y[idx],
+                t.weight * len(t.data) / k,
+            )
+            out += hvp(f, theta, v)
+        return out / self.n + self.weight_decay * self.mask * v
+
+
+def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
+    """Closed-form Hessian of mean CE + L2 for a single ``nn.Linear`` (or ``BinaryLogit``)."""
+    from torch.func import functional_call
+
+    from rum.influence.convex import BinaryLogit, is_linear_model
+
+    model = obj.model
+    if not is_linear_model(model):
+        return None
+    lin_name, lin = next((n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
+    prefix = f"{lin_name}." if lin_name else ""
+    names = [prefix + "weight"] + ([prefix + "bias"] if lin.bias is not None else [])
+    if list(obj.space.names) != names:
+        return None
+    binary = any(isinstance(m, BinaryLogit) for m in model.modules())
+    K, d = lin.weight.shape
+    has_bias = lin.bias is not None
+    dp = d + int(has_bias)
+    params = {**obj.fixed, **obj.space.unflatten(theta)}
+    H4 = torch.zeros(K, dp, K, dp, dtype=theta.dtype, device=theta.device)
+    with torch.no_grad():
+        for t in obj.terms:
+            for x, _ in t.data.batches(obj.batch_size):
+                out = functional_call(model, params, (x,))
+                xf = x.reshape(len(x), -1)
+                if has_bias:
+                    xf = torch.cat([xf, torch.ones(len(x), 1, dtype=xf.dtype, device=xf.device)], 1)
+                if binary:
+                    sig = torch.sigmoid(out[:, 1] - out[:, 0])
+                    H4[0, :, 0, :] += t.weight * (xf.T * (sig * (1 - sig))) @ xf
+                    continue
+                P = torch.softmax(out, dim=1)
+                D = torch.einsum("ik,ia,ib->kab", P, xf, xf)
+                M = (P[:, :, None] * xf[:, None, :]).reshape(len(x), K * dp)
+                H4 -= t.weight * (M.T @ M).reshape(K, dp, K, dp)
+                idx = torch.arange(K)
+                H4[idx, :, idx, :] += t.weight * D
+    k_idx, a_idx = torch.meshgrid(torch.arange(K), torch.arange(dp), indexing="ij")
+    perm = torch.where(a_idx < d, k_idx * d + a_idx, K * d + k_idx).reshape(-1)
+    p = K * dp
+    H = torch.zeros(p, p, dtype=theta.dtype, device=theta.device)
+    H[perm[:, None], perm[None, :]] = H4.reshape(p, p)
+    H = H / obj.n + torch.diag(obj.weight_decay * obj.mask)
+    return 0.5 * (H + H.T)

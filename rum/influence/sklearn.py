@@ -1,0 +1,230 @@
+"""scikit-learn's ``LogisticRegression`` in and out of :func:`rum.correct`.
+
+scikit-learn minimises ``C * sum_i l(z_i) + 1/2 ||W||^2`` with the intercept
+unpenalised. Divided by ``C n`` this is rum's mean objective with
+``weight_decay = 1 / (C n)`` on the coefficients only. The penalty is fixed in
+the *summed* objective, so refitting after deleting items (same ``C``) uses
+``1 / (C n~)``; the correction follows that. A fitted estimator converts
+exactly: a binary model becomes a :class:`BinaryLogit`, a
+multinomial one an ``nn.Linear(d, K)``. The corrected coefficients are written
+into a *copy* of the estimator; the caller's estimator is never modified.
+
+Assumptions (checked where the estimator says so): L2 penalty (or none),
+``class_weight=None``, no ``sample_weight`` at fit time, a solver other than
+``liblinear`` (which penalises the intercept and is one-vs-rest), and the
+estimator fitted to (close to) the optimum on exactly ``train_set``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rum._validation import check_random_state, resolve_device
+from rum.data import as_data
+from rum.exceptions import IneligibleModelError, InvalidDataError, InvalidParameterError
+from rum.influence import certified as cert
+from rum.influence.convex import BinaryLogit
+from rum.influence.requests import Request
+
+__all__ = [
+    "is_logistic_regression",
+    "estimator_to_torch",
+    "correct_estimator",
+    "fit_certified_logistic_regression",
+]
+
+
+def is_logistic_regression(obj: Any) -> bool:
+    """Whether ``obj`` is a scikit-learn ``LogisticRegression`` (without importing sklearn eagerly)."""
+    mod = type(obj).__module__ or ""
+    if not mod.startswith("sklearn"):
+        return False
+    from sklearn.linear_model import LogisticRegression
+
+    return isinstance(obj, LogisticRegression)
+
+
+def _l2_lambda(est: Any, n: int) -> float:
+    penalty = getattr(est, "penalty", "l2")
+    l1_ratio = getattr(est, "l1_ratio", None)
+    if penalty in (None, "none"):
+        return 0.0
+    if penalty not in ("l2", "deprecated"):
+        raise IneligibleModelError(
+            f"rum.correct supports L2-penalised LogisticRegression only, got penalty={penalty!r}."
+        )
+    if l1_ratio not in (None, 0, 0.0) and penalty != "l2":
+        raise IneligibleModelError(
+            f"rum.correct supports the L2 penalty only (l1_ratio=0), got l1_ratio={l1_ratio!r}."
+        )
+    C = float(est.C)
+    return 0.0 if math.isinf(C) else 1.0 / (C * n)
+
+
+def _check_estimator(est: Any) -> None:
+    if not hasattr(est, "coef_"):
+        raise InvalidParameterError(
+            "the LogisticRegression is not fitted; call .fit(X, y) before rum.correct."
+        )
+    if getattr(est, "class_weight", None) is not None:
+        raise IneligibleModelError(
+            "rum.correct does not support class_weight (it changes the objective per class); "
+            "refit with class_weight=None."
+        )
+    if getattr(est, "solver", "lbfgs") == "liblinear":
+        raise IneligibleModelError(
+            "solver='liblinear' penalises the intercept and fits one-vs-rest; refit with "
+            "solver='lbfgs' (or 'newton-cholesky') to use rum.correct."
+        )
+    if getattr(est, "multi_class", "auto") == "ovr" and len(est.classes_) > 2:
+        raise IneligibleModelError(
+            "one-vs-rest multi-class LogisticRegression is not supported; refit the multinomial "
+            "model (the default)."
+        )
+
+
+def estimator_to_torch(est: Any) -> tuple[nn.Module, list[str]]:
+    """A float64 torch model with the estimator's coefficients, and the names of the penalised parameters.
+
+    Example:
+        >>> import numpy as np
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> X = np.random.default_rng(0).normal(size=(30, 2)); y = (X[:, 0] > 0).astype(int)
+        >>> m, pen = estimator_to_torch(LogisticRegression().fit(X, y))
+        >>> type(m).__name__, pen
+        ('BinaryLogit', ['linear.weight'])
+    """
+    _check_estimator(est)
+    coef = torch.as_tensor(np.asarray(est.coef_, dtype=np.float64))
+    fit_intercept = bool(getattr(est, "fit_intercept", True))
+    intercept = torch.as_tensor(np.asarray(est.intercept_, dtype=np.float64)).reshape(-1)
+    d = coef.shape[1]
+    if len(est.classes_) == 2:
+        model: nn.Module = BinaryLogit(d, bias=fit_intercept).double()
+        lin = model.linear
+        names = ["linear.weight"]
+    else:
+        model = nn.Linear(d, coef.shape[0], bias=fit_intercept).double()
+        lin = model
+        names = ["weight"]
+    with torch.no_grad():
+        lin.weight.copy_(coef)
+        if fit_intercept:
+            lin.bias.copy_(intercept)
+    return model.eval(), names
+
+
+def _encode(est: Any, data: Any, name: str, allow_empty: bool = False):
+    """Turn raw labels into positions in ``est.classes_`` (data already converted passes through)."""
+    from rum.data import TensorData
+
+    if isinstance(data, (TensorData, Request)) or data is None:
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        X, y = data
+        y = np.asarray(y).reshape(-1)
+        classes = np.asarray(est.classes_)
+        pos = np.searchsorted(classes, y)
+        pos = np.clip(pos, 0, len(classes) - 1)
+        if not np.all(classes[pos] == y):
+            bad = y[classes[pos] != y][:5]
+            raise InvalidDataError(
+                f"{name}: labels {bad.tolist()} are not among the estimator's classes_ "
+                f"{classes.tolist()}."
+            )
+        return as_data((X, pos.astype(np.int64)), name, allow_empty=allow_empty)
+    return data
+
+
+def correct_estimator(est, before, after, *, train_set, settings, weight_decay, parameters,
+                      epsilon, delta, device, random_state):
+    """:func:`rum.correct` for a fitted ``LogisticRegression``; returns an updated copy in ``result.model``."""
+    from rum.influence.correct import _as_request, correct_torch
+
+    if weight_decay is not None:
+        raise InvalidParameterError(
+            "weight_decay is taken from the estimator's C (lambda = 1 / (C n)); do not pass it "
+            "with a scikit-learn model."
+        )
+    if parameters is not None:
+        raise InvalidParameterError("parameters must be None for a scikit-learn model.")
+    model, penalized = estimator_to_torch(est)
+    train = _encode(est, train_set, "train_set")
+    train = as_data(train, "train_set")
+    request = _as_request(_encode(est, before, "before"), _encode(est, after, "after"))
+    if train.X.shape[1:] != (model_in := torch.Size([est.coef_.shape[1]])):
+        raise InvalidDataError(
+            f"train_set has features of shape {tuple(train.X.shape[1:])}, the estimator expects "
+            f"{tuple(model_in)}."
+        )
+    lam = _l2_lambda(est, len(train))
+    perturb = cert.attached(est)
+    if perturb is not None:
+        setattr(model, cert.ATTRIBUTE, perturb)
+    if not getattr(est, "fit_intercept", True):
+        penalized = None  # every parameter is penalised
+    res = correct_torch(
+        model, request, train, settings=settings, weight_decay=lam, parameters=None,
+        penalized=penalized, epsilon=epsilon, delta=delta, device=resolve_device(device),
+        seed=check_random_state(random_state), fixed_sum_penalty=True,
+    )
+    new = copy.deepcopy(est)
+    fitted = res.model.double().cpu()
+    lin = fitted.linear if isinstance(fitted, BinaryLogit) else fitted
+    new.coef_ = lin.weight.detach().numpy().astype(np.float64).copy()
+    if getattr(est, "fit_intercept", True):
+        new.intercept_ = lin.bias.detach().numpy().astype(np.float64).copy()
+    p = cert.attached(fitted)
+    if p is not None:
+        new.rum_perturbation_ = p
+    from dataclasses import replace
+
+    return replace(res, model=new)
+
+
+def fit_certified_logistic_regression(X: Any, y: Any, *, C: float = 1.0, sigma: float,
+                                      random_state: Any = None, max_iter: int = 100):
+    """Fit a binary ``LogisticRegression`` with objective perturbation (for certified correction).
+
+    scikit-learn cannot add the perturbation term itself, so rum fits the
+    coefficients (L2 on all of them, no intercept: add a constant column to
+    ``X`` if you need one) and returns a fitted ``LogisticRegression(C=C,
+    fit_intercept=False)`` carrying ``rum_perturbation_``. It predicts like any
+    fitted estimator, and :func:`rum.correct` certifies corrections of it.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> clf = fit_certified_logistic_regression(X, y, C=1.0, sigma=0.5, random_state=0)
+        >>> clf.predict(X[:3]).shape, clf.rum_perturbation_.sigma
+        ((3,), 0.5)
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(y).reshape(-1)
+    classes = np.unique(y)
+    if len(classes) != 2:
+        raise IneligibleModelError(
+            f"certified training supports binary classification only; y has {len(classes)} classes."
+        )
+    data = as_data((X, np.searchsorted(classes, y)), "X, y")
+    n, d = len(data), int(np.prod(data.feature_shape))
+    lam = 1.0 / (float(C) * n)
+    model = cert.fit_certified(
+        BinaryLogit(d, bias=False), data, weight_decay=lam, sigma=sigma,
+        random_state=random_state, max_iter=max_iter,
+    )
+    est = LogisticRegression(C=C, fit_intercept=False, max_iter=max_iter)
+    est.coef_ = model.linear.weight.detach().numpy().copy()
+    est.intercept_ = np.zeros(1)
+    est.classes_ = classes
+    est.n_features_in_ = d
+    est.n_iter_ = np.array([max_iter], dtype=np.int32)
+    est.rum_perturbation_ = model.rum_perturbation
+    return est
