@@ -11,6 +11,7 @@ from rum.executor import UnlearnResult, execute
 from rum.metrics import EvaluationReport, evaluate
 from rum.planner import Plan, Step, plan
 from rum.profiler import Profile, profile
+from rum.reporting import report
 from rum.training import fit
 from rum.unlearners import (  # noqa: I001  (registers the built-in unlearners)
     RunContext,
@@ -28,6 +29,7 @@ __all__ = [
     "plan",
     "execute",
     "evaluate",
+    "report",
     "fit",
     "Unlearner",
     "UnlearnerTags",

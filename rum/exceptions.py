@@ -19,6 +19,7 @@ __all__ = [
     "InvalidDataError",
     "IncompatibleDataError",
     "InvalidDeviceError",
+    "InvalidFileError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -66,6 +67,10 @@ class IncompatibleDataError(RumError, ValueError):
 
 class InvalidDeviceError(RumError, ValueError):
     """A device string cannot be used on this machine."""
+
+
+class InvalidFileError(RumError, ValueError):
+    """A file given to rum (model weights, data, a saved record) is missing or unusable."""
 
 
 class RumWarning(UserWarning):

@@ -34,6 +34,10 @@ class ModelScores:
     def to_dict(self) -> dict:
         return jsonable(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelScores:
+        return cls(**{k: float("nan") if d.get(k) is None else float(d[k]) for k in ("forget", "retain", "test", "mia")})
+
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -80,6 +84,19 @@ class EvaluationReport:
             "tow_mia": jsonable(self.tow_mia),
             "gaps": jsonable(self.gaps),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EvaluationReport:
+        """Rebuild a report from :meth:`to_dict` output (for example a saved JSON file)."""
+        ref = d.get("reference")
+        return cls(
+            model=ModelScores.from_dict(d["model"]),
+            reference=None if ref is None else ModelScores.from_dict(ref),
+            tow=d.get("tow"),
+            tow_mia=d.get("tow_mia"),
+            gaps=dict(d.get("gaps") or {}),
+            name=d.get("name", "model"),
+        )
 
 
 def _scores(model: torch.nn.Module, forget: TensorData, retain: TensorData, test: TensorData, seed: int) -> ModelScores:
