@@ -144,6 +144,9 @@ def _unlearners_value(text: str | None) -> Any:
 
 # -- commands -----------------------------------------------------------------------------------
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from rum._validation import resolve_device
+
+    resolve_device(args.device, "--device")  # fail before training
     if args.export:
         return _demo_export(args)
     from rum.demo import run_demo
@@ -297,9 +300,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         options["unlearners"] = _unlearners_value(args.unlearners)
     if args.plan and (args.unlearner or options):
         raise CLIError("--plan runs a saved plan as it is; drop --unlearner, --policy, --unlearners and -o.")
-    clash = sorted(set(options) & _RESERVED)
-    if clash:
-        raise CLIError(f"-o {clash[0]}=... is set by the command's own flags; use those instead.")
+    _check_forwarded(rum.unlearn, options, "rum.unlearn()")
     for path, flag in ((args.out, "--out"), (args.result, "--result")):
         _check_output(path, flag)
     the_plan = None
