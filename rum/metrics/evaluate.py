@@ -135,7 +135,9 @@ def evaluate(
 
     Args:
         model: the model to evaluate (an ``nn.Module`` or an :class:`UnlearnResult`).
-        forget_set, retain_set, test_set: data in any form rum accepts.
+        forget_set: the forgotten items, in any form rum accepts.
+        retain_set: the retained training data.
+        test_set: held-out data (the non-members of the attack).
         reference: the model retrained without the forget set (or its
             :class:`UnlearnResult`). Adds gaps, ToW and ToW-MIA.
         name: a label for the printed table.
