@@ -69,11 +69,8 @@ def _check_forwarded(func: Any, options: dict[str, Any], command: str) -> None:
     params = inspect.signature(func).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    allowed = sorted(
-        n
-        for n, p in params.items()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in _RESERVED
-    )
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    allowed = sorted(n for n, p in params.items() if p.kind in kinds and n not in _RESERVED)
     from rum._validation import did_you_mean
 
     for key in options:
