@@ -302,7 +302,7 @@ def render_report(
         body.append("<h3>Most memorized forget items</h3>")
         body.append(_table(["forget index", "memorization", "entanglement", "group"], top))
     src = _profile_figure(Figure, res) if Figure is not None and len(prof) else None
-    body.append(_figure(src, "Profile: memorization against entanglement, coloured by group", no_plot))
+    body.append(_figure(src, "Profile: forget items coloured by group (memorization against entanglement when computed), and memorization per group", no_plot))
     parts.append(f'<section id="profile"><h2>Profile</h2>{"".join(body)}</section>')
 
     # Plan
