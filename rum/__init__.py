@@ -21,6 +21,7 @@ from rum.executor import UnlearnResult, execute
 from rum.metrics import EvaluationReport, evaluate
 from rum.planner import Plan, Step, plan
 from rum.profiler import Profile, profile
+from rum.reporting import report
 from rum.training import fit
 from rum import requests
 from rum.influence import correct
@@ -34,6 +35,7 @@ __all__ = [
     "plan",
     "execute",
     "evaluate",
+    "report",
     "fit",
     "Unlearner",
     "UnlearnerTags",

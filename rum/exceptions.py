@@ -25,6 +25,7 @@ __all__ = [
     "InvalidScoresError",
     "RetainRequiredError",
     "IneligibleModelError",
+    "InvalidFileError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -94,6 +95,8 @@ class RetainRequiredError(RumError, ValueError):
     """A profiler score needs the retain set, but none was given."""
 class IneligibleModelError(RumError, ValueError):
     """The model does not meet a method's assumptions (e.g. certified removal needs a convex model)."""
+class InvalidFileError(RumError, ValueError):
+    """A file given to rum (model weights, data, a saved record) is missing or unusable."""
 
 
 class RumWarning(UserWarning):

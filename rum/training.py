@@ -89,7 +89,12 @@ def fit(
     Args:
         model: the classifier to train (modified in place, like scikit-learn's ``fit``).
         train_set: training data in any form rum accepts.
-        epochs, lr, batch_size, optimizer, momentum, weight_decay: the recipe.
+        epochs: passes over ``train_set``.
+        lr: learning rate.
+        batch_size: items per optimiser step.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        momentum: SGD momentum.
+        weight_decay: L2 penalty.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``; the model
             is moved there.
         random_state: seed for shuffling and dropout; the caller's global RNG

@@ -34,6 +34,10 @@ class ModelScores:
     def to_dict(self) -> dict:
         return jsonable(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelScores:
+        return cls(**{k: float("nan") if d.get(k) is None else float(d[k]) for k in ("forget", "retain", "test", "mia")})
+
 
 @dataclass(frozen=True)
 class EvaluationReport:
@@ -81,6 +85,19 @@ class EvaluationReport:
             "gaps": jsonable(self.gaps),
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> EvaluationReport:
+        """Rebuild a report from :meth:`to_dict` output (for example a saved JSON file)."""
+        ref = d.get("reference")
+        return cls(
+            model=ModelScores.from_dict(d["model"]),
+            reference=None if ref is None else ModelScores.from_dict(ref),
+            tow=d.get("tow"),
+            tow_mia=d.get("tow_mia"),
+            gaps=dict(d.get("gaps") or {}),
+            name=d.get("name", "model"),
+        )
+
 
 def _scores(model: torch.nn.Module, forget: TensorData, retain: TensorData, test: TensorData, seed: int) -> ModelScores:
     lf = predict_logits(model, forget.X)
@@ -118,7 +135,9 @@ def evaluate(
 
     Args:
         model: the model to evaluate (an ``nn.Module`` or an :class:`UnlearnResult`).
-        forget_set, retain_set, test_set: data in any form rum accepts.
+        forget_set: the forgotten items, in any form rum accepts.
+        retain_set: the retained training data.
+        test_set: held-out data (the non-members of the attack).
         reference: the model retrained without the forget set (or its
             :class:`UnlearnResult`). Adds gaps, ToW and ToW-MIA.
         name: a label for the printed table.
