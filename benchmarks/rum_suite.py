@@ -91,8 +91,9 @@ def make_scenarios(task: Task, mem: np.ndarray, seed: int, names: list[str]) -> 
             c = int(rng.integers(0, int(task.y_train.max()) + 1))
             members = np.flatnonzero(task.y_train == c)
             lab = KMeans(2, n_init=4, random_state=seed).fit_predict(task.X_train[members])
-            small = np.argmin(np.bincount(lab, minlength=2))
-            idx = members[lab == small][:k]
+            sizes = np.bincount(lab, minlength=2)
+            pick = int(np.argmin(sizes)) if sizes.min() >= 10 else int(np.argmax(sizes))
+            idx = members[lab == pick][:k]
         else:
             raise ValueError(name)
         out[name] = np.sort(np.asarray(idx))

@@ -110,6 +110,9 @@ def unlearn(
         plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
         profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)
+    if "n_groups" not in profile_options and unlearner is None:
+        # the default of 3 groups must not make tiny forget sets an error
+        profile_options["n_groups"] = min(3, len(prep.forget))
     prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)

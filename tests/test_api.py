@@ -216,3 +216,11 @@ def test_no_warning_on_a_healthy_run(small):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rum.unlearn(model, forget, retain, unlearner="neggrad+", random_state=0)
+
+
+def test_the_default_pipeline_handles_a_single_forget_item(small):
+    model, (Xf, yf), retain = small
+    res = rum.unlearn(model, (Xf[:1], yf[:1]), retain, random_state=0)
+    assert res.profile.n_groups == 1 and len(res.profile) == 1
+    with pytest.raises(InvalidParameterError, match="n_groups=3 is larger than the forget set"):
+        rum.unlearn(model, (Xf[:1], yf[:1]), retain, n_groups=3)
