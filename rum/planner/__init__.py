@@ -83,15 +83,18 @@ def plan(
             the retain data of earlier steps).
         n_retain: retain-set size, for the cost estimate.
         random_state: seed of the ``"shuffle"`` and ``"auto"`` policies.
-        model, forget_set, retain_set, device: the data ``"auto"`` searches on.
+        model: for ``"auto"``: the trained model to search on.
+        forget_set: for ``"auto"``: the forget data, in forget-set order.
+        retain_set: for ``"auto"``: the retain data.
+        device: for ``"auto"``: where the search runs.
 
     Example:
         >>> import numpy as np, rum
         >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
-        >>> [s.unlearner for s in rum.plan(p).steps]
-        ['random-label', 'random-label', 'finetune']
-        >>> [s.unlearner for s in rum.plan(p, policy="vanilla", unlearners="neggrad+").steps]
-        ['neggrad+']
+        >>> print(", ".join(s.unlearner for s in rum.plan(p).steps))
+        random-label, random-label, finetune
+        >>> print(rum.plan(p, policy="vanilla", unlearners="neggrad+").steps[0].unlearner)
+        neggrad+
     """
     if not isinstance(profile, Profile):
         raise InvalidParameterError(
