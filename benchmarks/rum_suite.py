@@ -24,6 +24,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import rum
 from benchmarks.tasks import Task, load_task, train
