@@ -216,7 +216,6 @@ def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: 
 
 
 def main(argv: list[str] | None = None) -> str:
-    from benchmarks._report import machine, write_section
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="the CI setting")
@@ -229,8 +228,17 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
+    threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args, argv)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
+    from benchmarks._report import machine, write_section
 
     tasks = (args.tasks or ("digits" if args.quick else "digits,tabular,mnist1d")).split(",")
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
