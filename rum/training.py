@@ -14,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from rum._seeding import seeded
-from rum._validation import Interval, Options, check_random_state, resolve_device, validate_params
+from rum._validation import check_random_state, resolve_device, validate_params
 from rum.data import TensorData, as_data, check_fits_model, check_model
+from rum.unlearners._training import OPTIM_CONSTRAINTS
 from rum.unlearners.context import RunContext
 
 __all__ = ["fit", "fit_loop", "BatchCallback"]
@@ -23,14 +24,8 @@ __all__ = ["fit", "fit_loop", "BatchCallback"]
 #: ``callback(epoch, indices, logits, targets)`` after each training batch.
 BatchCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
-FIT_CONSTRAINTS: dict[str, list] = {
-    "epochs": [Interval(int, 1, None)],
-    "lr": [Interval(float, 0, None, closed="neither")],
-    "batch_size": [Interval(int, 1, None)],
-    "optimizer": [Options(("sgd", "adam"))],
-    "momentum": [Interval(float, 0, 1, closed="left")],
-    "weight_decay": [Interval(float, 0, None)],
-}
+#: The recipe's allowed values: the same as every optimiser-driven unlearner's.
+FIT_CONSTRAINTS: dict[str, list] = OPTIM_CONSTRAINTS
 
 
 def fit_loop(

@@ -105,6 +105,8 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> tuple
     best = {"score": np.inf, "epochs": 0, "state": None}
 
     def on_epoch_end(epoch: int, m: torch.nn.Module) -> bool:
+        if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
+            return False
         s = score_fn(m)
         if s < best["score"] - 1e-9:
             best.update(score=s, epochs=epoch, state={k: v.detach().clone() for k, v in m.state_dict().items()})
@@ -133,8 +135,8 @@ def auto_search(
     device: torch.device,
     seed: int,
     n_classes: int,
-    candidates: Sequence = AUTO_CANDIDATES,
-    repair: Sequence = AUTO_REPAIR,
+    candidates: Sequence | None = None,
+    repair: Sequence | None = None,
     budget: float | None = None,
     holdout: float = 0.1,
     k: int = 20,
@@ -146,6 +148,8 @@ def auto_search(
     """
     from rum.planner.policies import as_unlearner
 
+    candidates = AUTO_CANDIDATES if candidates is None else candidates
+    repair = AUTO_REPAIR if repair is None else repair
     t0 = time.perf_counter()
     targets = neighbour_targets(model, forget, retain, k=k)
     rng = np.random.default_rng(seed)
@@ -179,8 +183,8 @@ def auto_search(
         _, u, epochs, state = best
         if u is None:
             return
-        if epochs > 0 and "epochs" in u.get_params():
-            u = u.clone(epochs=epochs)
+        if epochs > 0:
+            u = u.truncated(epochs)
         model.load_state_dict(state)
         steps.append(Step.from_unlearner(group, indices, u))
 

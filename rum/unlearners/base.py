@@ -187,6 +187,18 @@ class Unlearner(ABC):
         can show progress and stop a diverging step.
         """
 
+    def truncated(self, epochs: int) -> Unlearner | None:
+        """An unlearner that runs exactly this one's first ``epochs`` epochs, or ``None``.
+
+        The ``auto`` policy stops a candidate at its best epoch and must be able
+        to replay exactly that. The default clones with ``epochs=epochs``, which
+        is right when epoch ``e`` does not depend on the total number of epochs;
+        override it (or return ``None``) when a schedule does.
+        """
+        if "epochs" not in self.get_params():
+            return None
+        return self.clone(epochs=epochs)
+
     def estimate_work(self, n_forget: int, n_retain: int) -> float | None:
         """Rough number of per-item gradient evaluations this unlearner will make.
 

@@ -172,6 +172,10 @@ class SCRUB(Unlearner):
                 break
         return model
 
+    def truncated(self, epochs):
+        # max steps run in the first ``msteps`` epochs, whatever the total
+        return self.clone(epochs=epochs, msteps=min(self.msteps, epochs))
+
     def estimate_work(self, n_forget, n_retain):
         # teacher forward passes cost about a third of a student step each
         return float(1.33 * (min(self.msteps, self.epochs) * n_forget + self.epochs * n_retain))

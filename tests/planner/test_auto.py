@@ -63,3 +63,40 @@ def test_auto_respects_a_tiny_budget(small):
     assert [s.unlearner for s in res.plan.steps] == ["noop"]
     assert state_equal(res.model, model)
     torch.manual_seed(0)
+
+
+def _run_with_snapshots(u, model, forget, retain):
+    import copy
+
+    from rum._seeding import seeded
+    from rum.unlearners.context import RunContext
+
+    work, snaps = copy.deepcopy(model), {}
+
+    def on_epoch_end(epoch, m):
+        snaps[epoch] = {k: v.detach().clone() for k, v in m.state_dict().items()}
+        return False
+
+    with seeded(7, torch.device("cpu")) as gen:
+        ctx = RunContext(device=torch.device("cpu"), generator=gen, seed=7, n_classes=3,
+                         on_epoch_end=on_epoch_end)
+        work = u._unlearn(work, forget, retain, ctx) or work
+    return work, snaps
+
+
+@pytest.mark.parametrize("name", [n for n in rum.list_unlearners()
+                                  if "epochs" in rum.get_unlearner(n)._param_names()])
+def test_truncated_unlearners_replay_their_first_epochs_exactly(small, name):
+    model, forget, retain = small
+    forget, retain = as_data(forget), as_data(retain)
+    cls = rum.get_unlearner(name)
+    u = cls(**{**cls._test_params(), "epochs": 3})
+    _, snaps = _run_with_snapshots(u, model, forget, retain)
+    assert sorted(snaps) == [1, 2, 3], "epoch-based unlearners must call ctx.end_epoch(model)"
+    for k in (1, 2, 3):
+        short = u.truncated(k)
+        if short is None:
+            continue
+        replay, _ = _run_with_snapshots(short, model, forget, retain)
+        state = replay.state_dict()
+        assert all(torch.equal(state[key], snaps[k][key]) for key in state), (name, k)
