@@ -143,4 +143,4 @@ def test_nav_lists_every_page():
 
 def test_ci_builds_the_docs_strictly():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -e ".[docs]"' in ci and "mkdocs build --strict" in ci
+    assert 'pip install -e ".[docs,distributed]"' in ci and "mkdocs build --strict" in ci
