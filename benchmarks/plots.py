@@ -1,0 +1,72 @@
+"""Figures for the RUM suite: ToW per method and scenario, from the rows the suite saved.
+
+    python -m benchmarks.plots      # after python -m benchmarks.rum_suite
+
+Reads ``benchmarks/.cache/rows_rum-suite-*.json``, writes
+``docs/img/rum-suite-<task>.png`` and a ``rum-suite-plots`` section of
+docs/benchmarks.md that shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks._report import write_section
+from benchmarks.rum_suite import CACHE, SCENARIOS
+
+IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+
+
+def plot_task(rows: list[dict], task: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if not m.startswith("RUM^F")]
+    scen = [s for s in SCENARIOS if any(r["scenario"] == s for r in rows)]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / len(methods)
+    cmap = plt.get_cmap("tab20")
+    for j, m in enumerate(methods):
+        means = [np.mean([r["tow"] for r in rows if r["scenario"] == s and r["method"] == m] or [np.nan])
+                 for s in scen]
+        style = dict(edgecolor="black", linewidth=1.2) if m in ("RUM", "auto") else {}
+        ax.bar(np.arange(len(scen)) + j * width, means, width, label=m, color=cmap(j % 20), **style)
+    ax.set_xticks(np.arange(len(scen)) + 0.4 - width / 2)
+    ax.set_xticklabels(scen)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("ToW against retrain (mean over seeds)")
+    ax.set_title(f"{task}: single unlearners, RUM and auto per forget scenario")
+    ax.legend(ncol=6, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, -0.32))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    lines = []
+    for f in sorted(CACHE.glob("rows_rum-suite-*.json")):
+        if "quick" in f.name:
+            continue
+        rows = json.loads(f.read_text())
+        for task in dict.fromkeys(r["task"] for r in rows):
+            out = IMG / f"rum-suite-{task}.png"
+            plot_task([r for r in rows if r["task"] == task], task, out)
+            lines.append(f"![ToW per scenario on {task}](img/{out.name})\n")
+            print("wrote", out)
+    if lines:
+        write_section(
+            "rum-suite-plots",
+            "### Figures\n\nCommand: `python -m benchmarks.plots` (from the rows the suite "
+            "runs above saved). Bars: mean ToW over seeds; outlined: RUM and auto.\n\n"
+            + "\n".join(lines),
+        )
+
+
+if __name__ == "__main__":
+    main()
