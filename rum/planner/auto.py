@@ -43,12 +43,9 @@ from rum.unlearners.context import NonFiniteLossError, RunContext
 __all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets"]
 
 #: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
-AUTO_CANDIDATES: tuple = (
-    ("random-label", {"epochs": 5}),
-    ("neggrad", {"epochs": 3}),
-)
+AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
 #: Candidates for the final repair step over the whole forget set.
-AUTO_REPAIR: tuple = (("finetune", {"epochs": 5}),)
+AUTO_REPAIR: tuple = (("finetune", {"epochs": 5, "optimizer": "adam", "lr": 1e-3}),)
 
 
 def neighbour_targets(
