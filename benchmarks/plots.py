@@ -48,17 +48,42 @@ def plot_task(rows: list[dict], task: str, path: Path) -> None:
     plt.close(fig)
 
 
+def summary_table(rows: list[dict]) -> str:
+    """Mean ToW (and time / retrain) of every method on every task, and across tasks."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    out = ["| method | " + " | ".join(tasks) + " | mean over tasks | worst task |",
+           "|---" * (len(tasks) + 3) + "|"]
+    scored = []
+    for m in methods:
+        per = [np.mean([r["tow"] for r in rows if r["task"] == t and r["method"] == m]) for t in tasks]
+        scored.append((np.mean(per), m, per))
+    for mean, m, per in sorted(scored, key=lambda x: -x[0]):
+        out.append(f"| {m} | " + " | ".join(f"{v:.3f}" for v in per) + f" | {mean:.3f} | {min(per):.3f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     lines = []
+    all_rows: list[dict] = []
     for f in sorted(CACHE.glob("rows_rum-suite-*.json")):
         if "quick" in f.name:
             continue
         rows = json.loads(f.read_text())
+        all_rows += rows
         for task in dict.fromkeys(r["task"] for r in rows):
             out = IMG / f"rum-suite-{task}.png"
             plot_task([r for r in rows if r["task"] == task], task, out)
             lines.append(f"![ToW per scenario on {task}](img/{out.name})\n")
             print("wrote", out)
+    if all_rows:
+        write_section(
+            "rum-suite-summary",
+            "## RUM suite: summary across tasks\n\nCommand: `python -m benchmarks.plots` (reads "
+            "the rows saved by `python -m benchmarks.rum_suite --tasks <task> --threads 1`, one "
+            "run per task, below). Mean ToW against retrain over the 9 forget scenarios and 3 "
+            "seeds of each task, sorted by the mean over tasks.\n\n" + summary_table(all_rows),
+        )
     if lines:
         write_section(
             "rum-suite-plots",
