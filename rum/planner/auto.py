@@ -148,7 +148,13 @@ def auto_search(
     candidates = AUTO_CANDIDATES if candidates is None else candidates
     repair = AUTO_REPAIR if repair is None else repair
     t0 = time.perf_counter()
-    targets = neighbour_targets(model, forget, retain, k=k)
+    from rum.profiler.memorization import N_NEIGHBORS
+
+    if profile.scorers.get("memorization") == "neighbors" and k == N_NEIGHBORS:
+        # the profile already holds 1 - target for every item: no second retain pass
+        targets = 1.0 - np.asarray(profile.memorization, dtype=np.float64)
+    else:
+        targets = neighbour_targets(model, forget, retain, k=k)
     rng = np.random.default_rng(seed)
     n_val = max(1, min(500, int(round(holdout * len(retain)))))
     val = retain.subset(np.sort(rng.choice(len(retain), n_val, replace=False)))

@@ -100,3 +100,11 @@ def test_truncated_unlearners_replay_their_first_epochs_exactly(small, name):
         replay, _ = _run_with_snapshots(short, model, forget, retain)
         state = replay.state_dict()
         assert all(torch.equal(state[key], snaps[k][key]) for key in state), (name, k)
+
+
+def test_auto_reuses_the_profiles_neighbour_scores(digits):
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    prof = rum.profile(digits.model, digits.forget, digits.retain, random_state=0)
+    assert prof.scorers["memorization"] == "neighbors"
+    np.testing.assert_allclose(1.0 - prof.memorization,
+                               neighbour_targets(digits.model, forget, retain), atol=1e-6)
