@@ -107,6 +107,10 @@ def unlearn(
         profile_options: dict = {}
     else:
         check_options(options, PIPELINE_OPTIONS, "rum.unlearn()")
+        if isinstance(options.get("policy"), str):  # an unknown name fails before any work
+            from rum.planner import get_policy
+
+            get_policy(options["policy"])
         plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
         profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)

@@ -24,8 +24,11 @@ class Registry(Generic[T]):
         error: the exception class raised for an unknown name.
     """
 
-    def __init__(self, kind: str, error: type[UnknownNameError] = UnknownNameError):
+    def __init__(
+        self, kind: str, error: type[UnknownNameError] = UnknownNameError, plural: str | None = None
+    ):
         self.kind = kind
+        self.plural = plural or f"{kind}s"
         self.error = error
         self._items: dict[str, T] = {}
 
@@ -55,7 +58,7 @@ class Registry(Generic[T]):
         known = ", ".join(sorted(self._items)) or "none"
         arg = f"{argument}=" if argument else ""
         hint = did_you_mean(name, self._items) if isinstance(name, str) else ""
-        raise self.error(f"{arg}{name!r} is not a known {self.kind}.{hint} Known {self.kind}s: {known}.")
+        raise self.error(f"{arg}{name!r} is not a known {self.kind}.{hint} Known {self.plural}: {known}.")
 
     def unregister(self, name: str) -> None:
         self._items.pop(name, None)

@@ -20,6 +20,7 @@ from rum.exceptions import (
     NotAModelError,
     NotDataError,
     UnknownOptionError,
+    UnknownNameError,
     UnknownUnlearnerError,
 )
 from rum.unlearners.registry import UNLEARNERS
@@ -172,6 +173,7 @@ def _bad_calls(model, forget, retain):
         (lambda: rum.unlearn(model, forget, retain, unlearner="neggrad++"), UnknownUnlearnerError, "Known unlearners"),
         (lambda: rum.unlearn(model, forget, retain, unlearner="finetune", epoch=3), UnknownOptionError, "Did you mean 'epochs'"),
         (lambda: rum.unlearn(model, forget, retain, polcy="vanilla"), UnknownOptionError, "Did you mean 'policy'"),
+        (lambda: rum.unlearn(model, forget, retain, policy="autoo"), UnknownNameError, "Did you mean 'auto'"),
         (lambda: rum.unlearn(model, forget, retain, device="gpu"), InvalidDeviceError, "device='gpu'"),
         (lambda: rum.unlearn(model, forget, retain, device=3), InvalidDeviceError, "device must be"),
         (lambda: rum.unlearn(model, "forget.npz", retain), NotDataError, "forget_set is a str"),

@@ -33,7 +33,7 @@ class UnknownPolicyError(UnknownNameError):
     """A policy name is not registered."""
 
 
-POLICIES: Registry[type] = Registry("policy", UnknownPolicyError)
+POLICIES: Registry[type] = Registry("policy", UnknownPolicyError, plural="policies")
 
 #: The unlearner of the single-unlearner policies when none is named.
 DEFAULT_UNLEARNER = "finetune"
