@@ -19,8 +19,8 @@ from rum.exceptions import (
     InvalidParameterError,
     NotAModelError,
     NotDataError,
-    UnknownOptionError,
     UnknownNameError,
+    UnknownOptionError,
     UnknownUnlearnerError,
 )
 from rum.unlearners.registry import UNLEARNERS
