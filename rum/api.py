@@ -11,7 +11,7 @@ import torch
 
 from rum._validation import check_options, check_random_state, resolve_device
 from rum.data import TensorData, as_data, check_fits_model, check_model
-from rum.executor import UnlearnResult, run_plan
+from rum.executor import UnlearnResult, result_from_search, run_plan
 from rum.planner import plan as make_plan
 from rum.profiler import PROFILE_OPTIONS, _profile_data
 from rum.unlearners.registry import make_unlearner
@@ -121,7 +121,12 @@ def unlearn(
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)
     if plan_options.get("policy") == "auto":
-        the_plan = _auto_plan(prep, prof, plan_options)
+        the_plan, searched, efforts = _auto_plan(prep, prof, plan_options)
+        return result_from_search(
+            the_plan, searched, prep.model, prep.forget, prep.retain, profile=prof,
+            efforts=efforts, device=prep.device, seed=prep.seed,
+            timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
+        )
     else:
         the_plan = make_plan(prof, n_retain=n_retain, random_state=prep.seed, **plan_options)
     t2 = time.perf_counter()
@@ -139,8 +144,8 @@ def unlearn(
     )
 
 
-def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> Any:
-    """Run the auto policy's search on a scratch copy of the model."""
+def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
+    """Run the auto policy's search on a copy of the model: (plan, searched model, efforts)."""
     import dataclasses
 
     from rum._validation import NONE, Interval, validate_params
@@ -159,7 +164,7 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> Any:
             "policy='auto' chooses the unlearners itself; leave unlearners unset or use "
             "policy='rum' with a mapping."
         )
-    found, _, _ = auto_search(
+    found, searched, info = auto_search(
         prof,
         copy.deepcopy(prep.model).to(prep.device),
         prep.forget.to(prep.device),
@@ -170,5 +175,8 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> Any:
         budget=options.get("budget"),
     )
     rp = options.get("retain_policy", "strict")
-    steps = tuple(dataclasses.replace(s, retain_policy=rp) for s in found.steps)
-    return dataclasses.replace(found, steps=steps, n_retain=len(prep.retain))
+    if rp != "strict":
+        raise InvalidParameterError(
+            "policy='auto' searches with the strict retain policy; leave retain_policy unset."
+        )
+    return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info["efforts"]

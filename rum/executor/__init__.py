@@ -178,6 +178,47 @@ def run_plan(
     )
 
 
+def result_from_search(
+    plan: Plan,
+    model: torch.nn.Module,
+    original: torch.nn.Module,
+    forget: TensorData,
+    retain: TensorData | None,
+    *,
+    profile: Profile,
+    efforts: list[dict],
+    device: torch.device,
+    seed: int,
+    timings: dict,
+) -> UnlearnResult:
+    """The result of a plan whose steps already ran during a search (the ``auto`` policy).
+
+    ``model`` is what the plan produces (the search guarantees an exact replay
+    would give the same weights); each step's seconds are those of its trial,
+    already counted in ``timings["plan"]``, so ``timings["execute"]`` is 0.
+    """
+    dtype = model_dtype(model)
+    forget = forget.to(device, dtype)
+    retain = None if retain is None else retain.to(device, dtype)
+    metrics = {
+        "forget_acc_before": _accuracy(original, forget),
+        "retain_acc_before": _accuracy(original, retain),
+        "forget_acc_after": _accuracy(model, forget),
+        "retain_acc_after": _accuracy(model, retain),
+    }
+    steps = tuple(
+        StepResult(step=i, group=s.group, unlearner=s.unlearner, n_items=len(s.indices),
+                   seconds=e.get("seconds", 0.0), iterations=e.get("iterations", 0),
+                   final_loss=e.get("loss"))
+        for i, (s, e) in enumerate(zip(plan.steps, efforts))
+    )
+    timings = dict(timings, execute=0.0)
+    timings["total"] = sum(timings.get(k, 0.0) for k in ("profile", "plan", "execute"))
+    model.eval()
+    return UnlearnResult(model=model, plan=plan, profile=profile, steps=steps, timings=timings,
+                         metrics=metrics, seed=seed, device=str(device))
+
+
 def execute(
     plan: Plan,
     model: Any,

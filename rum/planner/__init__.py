@@ -111,6 +111,10 @@ def plan(
     )
     seed = check_random_state(random_state)
     if isinstance(policy, str) and policy == "auto":
+        if retain_policy != "strict":
+            raise InvalidParameterError(
+                "policy='auto' searches with the strict retain policy; leave retain_policy unset."
+            )
         if model is None or forget_set is None or retain_set is None:
             raise InvalidParameterError(
                 "policy='auto' tries unlearners on the data: pass model=, forget_set= and "

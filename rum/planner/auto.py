@@ -18,7 +18,8 @@ and keeps the best epoch. The candidate and epoch count with the lowest J
 (doing nothing included) become the group's step. A last ``repair`` step
 (fine-tuning on retain, by default) is chosen the same way over all groups.
 Steps are seeded by their position in the final plan, so re-running the
-returned plan with :func:`rum.execute` reproduces the searched model exactly.
+returned plan with :func:`rum.execute` reproduces the searched model exactly;
+:func:`rum.unlearn` therefore returns the searched model without replaying.
 """
 
 from __future__ import annotations
@@ -96,17 +97,23 @@ class _Scorer:
         return float(err + max(0.0, self.base_val_acc - val_acc))
 
 
-def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> tuple[float, int, dict | None]:
-    """Run ``u`` on a copy of ``model``; return (best score, best epoch count, best state)."""
+def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
+    """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort."""
     work = copy.deepcopy(model)
-    best = {"score": np.inf, "epochs": 0, "state": None}
+    best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None}
+    t0 = time.perf_counter()
+
+    def snapshot(s: float, epochs: int, m: torch.nn.Module) -> None:
+        best.update(score=s, epochs=epochs, iterations=ctx.iterations, loss=ctx.last_loss,
+                    seconds=time.perf_counter() - t0,
+                    state={k: v.detach().clone() for k, v in m.state_dict().items()})
 
     def on_epoch_end(epoch: int, m: torch.nn.Module) -> bool:
         if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
             return False
         s = score_fn(m)
         if s < best["score"] - 1e-9:
-            best.update(score=s, epochs=epoch, state={k: v.detach().clone() for k, v in m.state_dict().items()})
+            snapshot(s, epoch, m)
         return False
 
     with seeded(ctx_kwargs["seed"], ctx_kwargs["device"]) as gen:
@@ -114,13 +121,13 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> tuple
         try:
             out = u._unlearn(work, forget_i, retain, ctx)
         except NonFiniteLossError:
-            return best["score"], best["epochs"], best["state"]
+            return best
         if ctx.epochs_done == 0:  # not epoch-based: score the end result
             m = out if isinstance(out, torch.nn.Module) else work
             s = score_fn(m)
             if s < best["score"]:
-                best.update(score=s, epochs=-1, state={k: v.detach().clone() for k, v in m.state_dict().items()})
-    return best["score"], best["epochs"], best["state"]
+                snapshot(s, -1, m)
+    return best
 
 
 def auto_search(
@@ -166,30 +173,32 @@ def auto_search(
     steps: list[Step] = []
     trace = SearchTrace()
     done: list[int] = []
+    efforts: list[dict] = []  # per chosen step: seconds, iterations and last loss of its trial
 
     def run_stage(group: int, indices: np.ndarray, specs: Sequence, done_now: list[int]) -> None:
         nonlocal model
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
-        best = (base, None, None, None)  # score, unlearner, epochs, state
+        best: tuple = (base, None, None)  # score, unlearner, trial record
         for spec in specs:
             if budget is not None and time.perf_counter() - t0 > budget:
                 break
             u = as_unlearner(spec, "auto candidate")
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
-            score, epochs, state = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now))
-            trace.add(group, type(u).name or type(u).__name__, u.get_params(), epochs, score,
-                      time.perf_counter() - t)
-            if state is not None and score < best[0]:
-                best = (score, u, epochs, state)
-        _, u, epochs, state = best
+            rec = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now))
+            trace.add(group, type(u).name or type(u).__name__, u.get_params(), rec["epochs"],
+                      rec["score"], time.perf_counter() - t)
+            if rec["state"] is not None and rec["score"] < best[0]:
+                best = (rec["score"], u, rec)
+        _, u, rec = best
         if u is None:
             return
-        if epochs > 0:
-            u = u.truncated(epochs)
-        model.load_state_dict(state)
+        if rec["epochs"] > 0:
+            u = u.truncated(rec["epochs"])
+        model.load_state_dict(rec["state"])
         steps.append(Step.from_unlearner(group, indices, u))
+        efforts.append({k: rec[k] for k in ("seconds", "iterations", "loss")})
 
     for g in groups:
         done.append(g)
@@ -198,6 +207,7 @@ def auto_search(
         run_stage(-1, np.arange(len(profile)), repair, list(done))
     if not steps:
         steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+        efforts.append({"seconds": 0.0, "iterations": 0, "loss": None})
     plan = Plan(tuple(steps), policy="auto", n_forget=len(profile))
     return plan, model, {"trace": trace.rows, "seconds": time.perf_counter() - t0,
-                         "targets": targets}
+                         "targets": targets, "efforts": efforts}

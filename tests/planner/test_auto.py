@@ -108,3 +108,10 @@ def test_auto_reuses_the_profiles_neighbour_scores(digits):
     assert prof.scorers["memorization"] == "neighbors"
     np.testing.assert_allclose(1.0 - prof.memorization,
                                neighbour_targets(digits.model, forget, retain), atol=1e-6)
+
+
+def test_auto_result_reports_its_steps_without_replaying(auto_result):
+    assert auto_result.timings["execute"] == 0.0
+    assert len(auto_result.steps) == len(auto_result.plan.steps)
+    assert all(s.status == "ok" and s.seconds >= 0 for s in auto_result.steps)
+    assert auto_result.metrics["forget_acc_after"] < auto_result.metrics["forget_acc_before"]
