@@ -17,7 +17,7 @@ from rum._records import fmt, jsonable, load_json
 from rum._version import __version__
 from rum.exceptions import InvalidFileError, InvalidParameterError
 from rum.executor.result import UnlearnResult
-from rum.metrics.evaluate import EvaluationReport
+from rum.metrics._evaluate import EvaluationReport
 
 __all__ = ["report", "render_report"]
 

@@ -10,7 +10,7 @@ import pytest
 
 import rum
 from rum.executor.result import UnlearnResult
-from rum.planner.plan import Plan, Step
+from rum.planner._plan import Plan, Step
 
 
 def test_profile_round_trips_and_prints(tmp_path):

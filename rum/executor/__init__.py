@@ -16,8 +16,8 @@ from rum.data import TensorData, model_dtype
 from rum.exceptions import DivergenceWarning, InvalidParameterError
 from rum.executor.result import StepResult, UnlearnResult
 from rum.metrics.functional import accuracy_from_logits, predict_logits
-from rum.planner.plan import Plan
-from rum.profiler.profile import Profile
+from rum.planner._plan import Plan
+from rum.profiler._profile import Profile
 from rum.unlearners.context import NonFiniteLossError, RunContext
 
 __all__ = ["execute", "StepResult", "UnlearnResult"]

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from rum._records import jsonable, load_json, save_json, table
-from rum.planner.plan import Plan
-from rum.profiler.profile import Profile
+from rum.planner._plan import Plan
+from rum.profiler._profile import Profile
 
 __all__ = ["StepResult", "UnlearnResult"]
 

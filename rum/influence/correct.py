@@ -399,8 +399,8 @@ def correct_torch(
     ``lambda * n / n~``; otherwise (torch's convention) it stays ``lambda``.
     """
     from rum.executor.result import StepResult, UnlearnResult
-    from rum.planner.plan import Plan, Step
-    from rum.profiler.profile import Profile
+    from rum.planner._plan import Plan, Step
+    from rum.profiler._profile import Profile
 
     t_start = time.perf_counter()
     sets = {"train_set": train, "before": request.before}

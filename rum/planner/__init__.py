@@ -7,7 +7,7 @@ from typing import Any
 
 from rum._validation import NONE, Interval, Options, check_random_state, validate_params
 from rum.exceptions import InvalidParameterError
-from rum.planner.plan import RETAIN_POLICIES, Plan, Step
+from rum.planner._plan import RETAIN_POLICIES, Plan, Step
 from rum.planner.policies import (
     DEFAULT_UNLEARNER,
     RUM_MAPPING,
@@ -16,7 +16,7 @@ from rum.planner.policies import (
     list_policies,
     register_policy,
 )
-from rum.profiler.profile import Profile
+from rum.profiler._profile import Profile
 
 __all__ = [
     "plan",

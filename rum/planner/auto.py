@@ -36,8 +36,8 @@ from rum._seeding import seeded
 from rum.data import TensorData
 from rum.executor import step_seeds
 from rum.metrics.functional import predict_logits
-from rum.planner.plan import Plan, Step
-from rum.profiler.profile import Profile
+from rum.planner._plan import Plan, Step
+from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
 from rum.unlearners.context import NonFiniteLossError, RunContext
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from rum.exceptions import InvalidParameterError, UnknownNameError
-from rum.planner.plan import Step
-from rum.profiler.profile import Profile
+from rum.planner._plan import Step
+from rum.profiler._profile import Profile
 from rum.registry import Registry
 from rum.unlearners.base import Unlearner
 from rum.unlearners.registry import make_unlearner

@@ -18,6 +18,7 @@ import torch
 from rum._validation import Interval, check_random_state, validate_params
 from rum.data import TensorData, as_data, check_fits_model, check_model
 from rum.exceptions import InvalidParameterError, RetainRequiredError
+from rum.profiler._profile import GroupSummary, Profile
 from rum.profiler.embeddings import EmbeddingCapture, find_embedding_layer, iter_embeddings
 from rum.profiler.entanglement import (
     ClassCentroids,
@@ -41,7 +42,6 @@ from rum.profiler.memorization import (
     load_scores,
     register_scorer,
 )
-from rum.profiler.profile import GroupSummary, Profile
 from rum.profiler.proxies import MemorizationRecorder, StreamingTopK
 
 __all__ = [
