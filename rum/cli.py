@@ -103,6 +103,18 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(jsonable(obj), indent=2))
 
 
+def _emit(record: Any, args: argparse.Namespace, what: str) -> None:
+    """Write a record's JSON to ``--out`` if given, and print it (JSON or table)."""
+    if args.out:
+        _write_json(record.to_dict(), args.out, "--out")
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        print(record)
+        if args.out:
+            print(f"{what} written to {args.out}")
+
+
 def _load_model(args: argparse.Namespace, path: str | None = None, flag: str = "--model"):
     from rum._io import load_model
 
@@ -216,28 +228,24 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_from_args(args: argparse.Namespace, options: dict):
+def _profile_from_args(args: argparse.Namespace, options: dict) -> tuple[Any, int]:
+    """The profile of the model and data files, and the retain-set size (0 without one)."""
     import rum
+    from rum.data import as_data
 
     _check_forwarded(rum.profile, options, "rum.profile()")
     model = _load_model(args)
     forget = _load(args.forget, "--forget", args)
     retain = _load(args.retain, "--retain", args)
-    return rum.profile(model, forget, retain, random_state=args.seed, **options)
+    n_retain = 0 if retain is None else len(as_data(retain, "--retain", allow_empty=True))
+    return rum.profile(model, forget, retain, random_state=args.seed, **options), n_retain
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     _check_output(args.out, "--out")
-    prof = _profile_from_args(args, options)
-    if args.out:
-        _write_json(prof.to_dict(), args.out, "--out")
-    if args.json:
-        _print_json(prof.to_dict())
-    else:
-        print(prof)
-        if args.out:
-            print(f"profile written to {args.out}")
+    prof, _ = _profile_from_args(args, options)
+    _emit(prof, args, "profile")
     return 0
 
 
@@ -274,16 +282,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 "give --profile PROFILE.json, or --model, --arch and --forget to profile first "
                 f"(missing: {', '.join(missing)})."
             )
-        prof = _profile_from_args(args, profile_options)
+        prof, n_retain = _profile_from_args(args, profile_options)
+        plan_options.setdefault("n_retain", n_retain)  # lets the plan print its cost
     the_plan = rum.plan(prof, **plan_options)
-    if args.out:
-        _write_json(the_plan.to_dict(), args.out, "--out")
-    if args.json:
-        _print_json(the_plan.to_dict())
-    else:
-        print(the_plan)
-        if args.out:
-            print(f"plan written to {args.out}")
+    _emit(the_plan, args, "plan")
     return 0
 
 
@@ -354,14 +356,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         name=args.name,
         random_state=args.seed,
     )
-    if args.out:
-        _write_json(report.to_dict(), args.out, "--out")
-    if args.json:
-        _print_json(report.to_dict())
-    else:
-        print(report)
-        if args.out:
-            print(f"evaluation written to {args.out}")
+    _emit(report, args, "evaluation")
     return 0
 
 

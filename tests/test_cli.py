@@ -150,7 +150,9 @@ def test_plan_can_profile_first(files, digits, capsys):
                  "--policy", "uniform", "--unlearners", "finetune", "--json"]) == 0
     plan = rum.Plan.from_dict(json.loads(capsys.readouterr().out))
     assert plan == rum.plan(rum.profile(digits.model, digits.forget, digits.retain, random_state=0),
-                            policy="uniform", unlearners="finetune")
+                            policy="uniform", unlearners="finetune",
+                            n_retain=len(digits.retain[1]))
+    assert all(c is not None for c in plan.estimated_cost())  # the dry run shows its cost
 
 
 def test_evaluate_equals_the_python_call_and_feeds_the_report(files, digits, capsys):
