@@ -145,7 +145,10 @@ def unlearn(
 
 
 def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
-    """Run the auto policy's search on a copy of the model: (plan, searched model, efforts)."""
+    """Run the auto policy's search on a copy of the model: (plan, searched model, efforts).
+
+    Shared by :func:`unlearn` and :func:`rum.plan`; every check runs before the search.
+    """
     import dataclasses
 
     from rum._validation import NONE, Interval, validate_params
@@ -164,6 +167,10 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
             "policy='auto' chooses the unlearners itself; leave unlearners unset or use "
             "policy='rum' with a mapping."
         )
+    if options.get("retain_policy", "strict") != "strict":
+        raise InvalidParameterError(
+            "policy='auto' searches with the strict retain policy; leave retain_policy unset."
+        )
     found, searched, info = auto_search(
         prof,
         copy.deepcopy(prep.model).to(prep.device),
@@ -174,9 +181,4 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
         n_classes=prep.n_classes,
         budget=options.get("budget"),
     )
-    rp = options.get("retain_policy", "strict")
-    if rp != "strict":
-        raise InvalidParameterError(
-            "policy='auto' searches with the strict retain policy; leave retain_policy unset."
-        )
     return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info["efforts"]

@@ -111,29 +111,21 @@ def plan(
     )
     seed = check_random_state(random_state)
     if isinstance(policy, str) and policy == "auto":
-        if retain_policy != "strict":
-            raise InvalidParameterError(
-                "policy='auto' searches with the strict retain policy; leave retain_policy unset."
-            )
         if model is None or forget_set is None or retain_set is None:
             raise InvalidParameterError(
                 "policy='auto' tries unlearners on the data: pass model=, forget_set= and "
                 "retain_set= to rum.plan (rum.unlearn does this for you)."
             )
-        from rum.api import _prepare
-        from rum.planner.auto import auto_search
+        from rum.api import _auto_plan, _prepare
 
         prep = _prepare(model, forget_set, retain_set, device, seed)
-        if prep.retain is None:
-            raise InvalidParameterError("policy='auto' needs a non-empty retain_set.")
         if len(prep.forget) != len(profile):
             raise InvalidParameterError(
                 f"the profile has {len(profile)} items but forget_set has {len(prep.forget)}."
             )
-        found, _, _ = auto_search(
-            profile, prep.model.to(prep.device), prep.forget.to(prep.device),
-            prep.retain.to(prep.device), device=prep.device, seed=seed,
-            n_classes=prep.n_classes, budget=budget,
+        found, _, _ = _auto_plan(
+            prep, profile,
+            {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy},
         )
         steps = found.steps
         name = "auto"

@@ -115,3 +115,13 @@ def test_auto_result_reports_its_steps_without_replaying(auto_result):
     assert len(auto_result.steps) == len(auto_result.plan.steps)
     assert all(s.status == "ok" and s.seconds >= 0 for s in auto_result.steps)
     assert auto_result.metrics["forget_acc_after"] < auto_result.metrics["forget_acc_before"]
+
+
+def test_rum_plan_auto_finds_the_same_plan_as_unlearn(digits, auto_result):
+    prof = rum.profile(digits.model, digits.forget, digits.retain, random_state=0)
+    plan = rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
+                    retain_set=digits.retain, random_state=0, device="cpu")
+    assert plan.steps == auto_result.plan.steps
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="strict retain policy"):
+        rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
+                 retain_set=digits.retain, retain_policy="progressive")
