@@ -57,6 +57,11 @@ def _accuracy(model: torch.nn.Module, data: TensorData | None) -> float:
     return accuracy_from_logits(predict_logits(model, data.X), data.y.cpu())
 
 
+def _accuracies(model: torch.nn.Module, forget: TensorData, retain: TensorData | None, when: str) -> dict:
+    """``forget_acc_<when>`` and ``retain_acc_<when>`` of ``model`` (the result's metrics)."""
+    return {f"forget_acc_{when}": _accuracy(model, forget), f"retain_acc_{when}": _accuracy(model, retain)}
+
+
 def run_plan(
     plan: Plan,
     model: torch.nn.Module,
@@ -83,10 +88,7 @@ def run_plan(
     dtype = model_dtype(model)
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
-    metrics = {
-        "forget_acc_before": _accuracy(model, forget),
-        "retain_acc_before": _accuracy(model, retain),
-    }
+    metrics = _accuracies(model, forget, retain, "before")
 
     show = _progress_enabled(progress)
     results: list[StepResult] = []
@@ -164,8 +166,7 @@ def run_plan(
     timings = dict(timings or {})
     timings["execute"] = time.perf_counter() - t_exec
     timings["total"] = sum(timings.get(k, 0.0) for k in ("profile", "plan", "execute"))
-    metrics["forget_acc_after"] = _accuracy(model, forget)
-    metrics["retain_acc_after"] = _accuracy(model, retain)
+    metrics.update(_accuracies(model, forget, retain, "after"))
     return UnlearnResult(
         model=model,
         plan=plan,
@@ -200,12 +201,8 @@ def result_from_search(
     dtype = model_dtype(model)
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
-    metrics = {
-        "forget_acc_before": _accuracy(original, forget),
-        "retain_acc_before": _accuracy(original, retain),
-        "forget_acc_after": _accuracy(model, forget),
-        "retain_acc_after": _accuracy(model, retain),
-    }
+    metrics = {**_accuracies(original, forget, retain, "before"),
+               **_accuracies(model, forget, retain, "after")}
     steps = tuple(
         StepResult(step=i, group=s.group, unlearner=s.unlearner, n_items=len(s.indices),
                    seconds=e.get("seconds", 0.0), iterations=e.get("iterations", 0),
