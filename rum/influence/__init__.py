@@ -6,6 +6,7 @@ binary logistic regression. The entry point is :func:`rum.correct`; requests
 are built with :mod:`rum.requests`.
 """
 
+from rum.influence.cache import HessianCache, cache_hessian
 from rum.influence.certified import (
     Certificate,
     Perturbation,
@@ -25,6 +26,8 @@ from rum.influence.solvers import SolveInfo, solve_cg, solve_dense, solve_lissa,
 
 __all__ = [
     "correct",
+    "cache_hessian",
+    "HessianCache",
     "Request",
     "replace_features",
     "relabel",

@@ -47,11 +47,12 @@ from rum.exceptions import (
     RumWarning,
 )
 from rum.influence import certified as cert
-from rum.influence.convex import is_linear_model
-from rum.influence.hvp import ParamSpace, select_parameters
+from rum.influence.cache import HessianCache
+from rum.influence.hvp import select_parameters
 from rum.influence.objective import Objective, Term
 from rum.influence.requests import Request
 from rum.influence.solvers import SolveInfo, solve_cg, solve_dense, solve_lissa, top_eigenvalue
+from rum.influence.workspace import DEEP_BATCH_SIZE, LINEAR_BATCH_SIZE, build_workspace
 from rum.unlearners.context import RunContext
 
 __all__ = ["correct", "CORRECT_CONSTRAINTS", "Outcome"]
@@ -73,7 +74,7 @@ CORRECT_CONSTRAINTS: dict[str, list] = {
     "cg_maxiter": [Interval(int, 1, None)],
     "lissa_depth": [Interval(int, 1, None)],
     "lissa_repeats": [Interval(int, 1, None)],
-    "batch_size": [Interval(int, 1, None)],
+    "batch_size": [Interval(int, 1, None), NONE],
     "epsilon": [Interval(float, 0, None, closed="neither"), NONE],
     "delta": [Interval(float, 0, 1, closed="neither"), NONE],
 }
@@ -98,12 +99,24 @@ class Settings:
     cg_maxiter: int = 100
     lissa_depth: int = 500
     lissa_repeats: int = 1
-    batch_size: int = 512
+    batch_size: int | None = None
 
-    def resolve(self, convex: bool, n_params: int) -> Settings:
+    def resolve(self, convex: bool, n_params: int, linear_tail: bool = False) -> Settings:
+        """Fill in the defaults.
+
+        ``convex``: the whole model is linear. ``linear_tail``: the updated
+        parameters are one linear layer on fixed features (see
+        :mod:`rum.influence.features`): its Hessian is cheap, so ``"auto"``
+        picks the exact solver, but the damping and step defaults stay those
+        of deep models (the features of a memorising network often separate
+        the training set, where the undamped optimum runs off to infinity).
+        """
         s = copy.copy(self)
+        if s.batch_size is None:
+            s.batch_size = LINEAR_BATCH_SIZE if (convex or linear_tail) else DEEP_BATCH_SIZE
         if s.solver == "auto":
-            s.solver = "exact" if (convex and n_params <= EXACT_MAX_PARAMS) else "cg"
+            small = n_params <= EXACT_MAX_PARAMS
+            s.solver = "exact" if ((convex or linear_tail) and small) else "cg"
         if s.damping is None:
             s.damping = 0.0 if convex else DEEP_DAMPING
         if s.max_steps is None:
@@ -132,9 +145,9 @@ class Outcome:
 
 
 def _solve(obj: Objective, theta: torch.Tensor, v: torch.Tensor, s: Settings,
-           gen: torch.Generator) -> tuple[torch.Tensor, SolveInfo]:
+           gen: torch.Generator, H: torch.Tensor | None = None) -> tuple[torch.Tensor, SolveInfo]:
     if s.solver == "exact":
-        return solve_dense(obj.hessian(theta), v, s.damping)
+        return solve_dense(obj.hessian(theta) if H is None else H, v, s.damping)
     if s.solver == "cg":
         tol = 1e-10 if theta.dtype == torch.float64 else 1e-5
         return solve_cg(lambda u: obj.hvp(theta, u), v, damping=s.damping, tol=tol,
@@ -154,6 +167,11 @@ def _solve(obj: Objective, theta: torch.Tensor, v: torch.Tensor, s: Settings,
                        repeats=s.lissa_repeats, tol=tol)
 
 
+#: A refinement step keeps the previous Hessian while it shrinks the residual at
+#: least this much; otherwise the Hessian is recomputed at the current weights.
+CHORD_CONTRACTION = 0.1
+
+
 def run_correction(
     obj: Objective,
     diff: Objective,
@@ -164,6 +182,7 @@ def run_correction(
     generator: torch.Generator,
     ctx: RunContext | None = None,
     track_last: bool = False,
+    base: tuple[float, torch.Tensor, torch.Tensor] | None = None,
 ) -> Outcome:
     """The update itself on flat parameters; pure apart from reading the objectives.
 
@@ -177,28 +196,54 @@ def run_correction(
         generator: randomness for LiSSA.
         ctx: reports each step's objective value (NaN stops the run).
         track_last: keep what the certificate needs.
+        base: the summed data loss, gradient and Hessian of the *original*
+            training set at the current weights (see
+            :class:`rum.influence.HessianCache`). The corrected objective's
+            value, gradient and (exact solver) Hessian at those weights are
+            then the base plus the affected items' part: no pass over the
+            training set before the first step.
+
+    With the exact solver, refinement steps reuse the Hessian of the previous
+    step (a chord Newton method) while each step shrinks the gradient residual
+    by at least :data:`CHORD_CONTRACTION`; the line search and the residual
+    test always use the exact corrected objective.
     """
     theta0 = obj.space.read(obj.model).to(obj.mask.dtype)
     out = Outcome(theta=theta0)
-    out.loss_before = obj.loss(theta0)
-    out.residual_before = float(obj.grad(theta0).norm())
-    G = diff.data_grad(theta0) - shrink * diff.weight_decay * obj.mask * theta0
+    diff_loss, diff_grad = diff.data_sums(theta0)
+    G = diff_grad / diff.n - shrink * diff.weight_decay * obj.mask * theta0
+    if base is None:
+        out.loss_before, g = obj.value_and_grad(theta0)
+    else:
+        out.loss_before, g = obj.from_data_sums(theta0, base[0] + diff_loss, base[1] + diff_grad)
+    out.residual_before = float(g.norm())
     theta = theta0
+    H = None
+    if s.solver == "exact" and s.order == 2:
+        if base is not None:
+            H = obj.hessian_from_data(base[2] + diff.data_hessian(theta0))
+        else:
+            H = obj.hessian(theta0)
     if ctx is not None:
         ctx.start(s.max_steps)
     loss = out.loss_before
+    prev_norm = math.inf
     for k in range(s.max_steps):
         if k == 0:
             v = G
         else:
-            v = obj.grad(theta)
-            if float(v.norm()) <= s.tol:
+            v = g
+            norm = float(v.norm())
+            if norm <= s.tol:
                 break
+            if H is not None and norm > CHORD_CONTRACTION * prev_norm:
+                H = obj.hessian(theta)
+            prev_norm = norm
         if s.order == 1:
             step = -s.tau * v
             info = SolveInfo("first-order", 0, math.nan, 0.0)
         else:
-            x, info = _solve(obj, theta, v, s, generator)
+            x, info = _solve(obj, theta, v, s, generator, H)
             step = -x
         out.infos.append(info)
         out.solver_iterations += info.iterations
@@ -210,19 +255,26 @@ def run_correction(
         if k > 0 and convex:  # backtracking line search on the corrected objective
             slope = float(v @ step)
             while t > 1e-6:
-                cand_loss = obj.loss(theta + t * step)
+                cand_loss, cand_g = obj.value_and_grad(theta + t * step)
                 if cand_loss <= loss + 1e-4 * t * slope:
                     break
                 t *= 0.5
             if t <= 1e-6:
                 break
+            new_loss, new_g = cand_loss, cand_g
+        else:
+            new_loss, new_g = None, None
         step = t * step
         if track_last:
             lin = obj.grad(theta) + obj.hvp(theta, step)
             out.last = (theta, step, float(lin.norm()))
         theta = theta + step
         out.steps += 1
-        loss = obj.loss(theta)
+        if new_loss is None:
+            new_loss, new_g = obj.value_and_grad(theta)
+        if k == 0:
+            prev_norm = float(G.norm())
+        loss, g = new_loss, new_g
         if ctx is not None:
             ctx.step(loss)
         if not math.isfinite(loss) or not torch.isfinite(theta).all():
@@ -230,9 +282,10 @@ def run_correction(
             break
     if out.diverged:
         theta = theta0
+        loss, g = out.loss_before, None
     out.theta = theta
-    out.loss_after = obj.loss(theta)
-    out.residual = float(obj.grad(theta).norm())
+    out.loss_after = loss
+    out.residual = float((obj.grad(theta) if g is None else g).norm())
     out.scale = s.scale
     return out
 
@@ -251,6 +304,15 @@ def _as_request(before: Any, after: Any) -> Request:
     if isinstance(after, Request):
         raise InvalidParameterError("pass a request as `before` (the first argument), not `after`.")
     return Request.from_pairs(before, after)
+
+
+def _check_cache(cache: Any) -> HessianCache | None:
+    if cache is None or isinstance(cache, HessianCache):
+        return cache
+    raise InvalidParameterError(
+        f"hessian_cache must be a rum.influence.HessianCache (from rum.influence.cache_hessian), "
+        f"got {type(cache).__name__}."
+    )
 
 
 def _accuracy(model: torch.nn.Module, data: TensorData) -> float:
@@ -280,9 +342,10 @@ def correct(
     cg_maxiter: int = 100,
     lissa_depth: int = 500,
     lissa_repeats: int = 1,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     epsilon: float | None = None,
     delta: float | None = None,
+    hessian_cache: Any = None,
     device: Any = "cpu",
     random_state: Any = None,
 ):
@@ -305,7 +368,10 @@ def correct(
             ``lambda/2 ||theta||^2``, torch's weight-decay convention). Required
             for torch models; taken from ``C`` for scikit-learn.
         parameters: which parameters to update: ``None`` (all), an int ``k``
-            (the last ``k`` layers) or a list of names.
+            (the last ``k`` layers) or a list of names. When only the last
+            layers of an ``nn.Sequential`` change, the layers before them are
+            run once over the data and the correction works on their outputs;
+            a last layer that is one ``nn.Linear`` then gets the exact solver.
         tau: first-order step size (on the mean objective).
         damping: Tikhonov term added to the Hessian (default 0 for linear
             models, 0.1 otherwise: with 0.01 a single step wrecked a small
@@ -316,9 +382,14 @@ def correct(
         tol: stop refining when the gradient residual norm is below this.
         cg_maxiter: CG iterations per solve.
         lissa_depth, lissa_repeats: LiSSA recursion depth and repetitions.
-        batch_size: items per forward pass (and LiSSA mini-batch size).
+        batch_size: items per forward pass (and LiSSA mini-batch size);
+            default 512, or 8192 when the updated part is linear.
         epsilon, delta: request an (epsilon, delta) certificate (binary
             L2-regularised logistic models only; see :mod:`rum.influence.certified`).
+        hessian_cache: a :class:`rum.influence.HessianCache` of this model
+            on ``train_set`` (:func:`rum.influence.cache_hessian`): the exact
+            solver then builds the corrected Hessian from the affected items
+            alone instead of a pass over the training set.
         device: where to compute (``"cpu"`` by default; ``"auto"`` picks CUDA).
         random_state: seed for LiSSA's sampling.
 
@@ -357,7 +428,7 @@ def correct(
         return skl.correct_estimator(
             model, before, after, train_set=train_set, settings=settings,
             weight_decay=weight_decay, parameters=parameters, epsilon=epsilon, delta=delta,
-            device=device, random_state=random_state,
+            device=device, random_state=random_state, hessian_cache=hessian_cache,
         )
     check_model(model)
     if weight_decay is None:
@@ -372,6 +443,7 @@ def correct(
         model, request, train, settings=settings, weight_decay=float(weight_decay),
         parameters=parameters, penalized=None, epsilon=epsilon, delta=delta,
         device=resolve_device(device), seed=check_random_state(random_state),
+        hessian_cache=_check_cache(hessian_cache),
     )
 
 
@@ -389,6 +461,7 @@ def correct_torch(
     device: torch.device,
     seed: int,
     fixed_sum_penalty: bool = False,
+    hessian_cache: HessianCache | None = None,
 ):
     """:func:`correct` on validated inputs (shared by the scikit-learn path).
 
@@ -415,17 +488,21 @@ def correct_torch(
         )
     if len(request) > len(train):
         raise InvalidDataError("the request has more items than train_set; pass the full training set.")
-    convex = is_linear_model(model)
-    dtype_out = model_dtype(model)
-    work = copy.deepcopy(model)
     perturb = cert.attached(model)
-    work = work.to(device)
-    if convex:
-        work = work.double()
-    work.eval()
-    dtype = model_dtype(work)
-    space = ParamSpace.of(work, select_parameters(work, parameters))
-    s = settings.resolve(convex, space.size)
+    ws = build_workspace(model, parameters, [train, request.before, request.kept_after], device)
+    work, space, convex = ws.model, ws.space, ws.convex
+    train_f, before_f, after_f = ws.data
+    if hessian_cache is not None and settings.solver == "auto":
+        settings = copy.copy(settings)
+        settings.solver = "exact"
+    s = settings.resolve(convex, space.size, ws.linear_tail)
+    if hessian_cache is not None:
+        if s.solver != "exact" or s.order != 2:
+            raise InvalidParameterError(
+                "hessian_cache is used by the exact second-order solver only; leave solver='auto' "
+                "(or 'exact') and order=2, or drop hessian_cache."
+            )
+        hessian_cache.check(space, space.read(work), len(train))
 
     if epsilon is not None:
         cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
@@ -444,16 +521,16 @@ def correct_torch(
         new_decay, shrink = weight_decay * n_old / n_new, 0.0
     else:
         new_decay, shrink = weight_decay, (n_old - n_new) / n_new
-    train_d = train.to(device, dtype)
+    dtype = model_dtype(work)
     before_d = request.before.to(device, dtype)
     after_d = request.kept_after.to(device, dtype)
     obj = Objective(
-        work, space,
-        [Term(train_d, 1.0), Term(before_d, -1.0), Term(after_d, 1.0)],
+        ws.module, space,
+        [Term(train_f, 1.0), Term(before_f, -1.0), Term(after_f, 1.0)],
         weight_decay=new_decay, penalized=penalized, perturbation=b, batch_size=s.batch_size,
     )
     diff = Objective(
-        work, space, [Term(before_d, -1.0), Term(after_d, 1.0)],
+        ws.module, space, [Term(before_f, -1.0), Term(after_f, 1.0)],
         weight_decay=weight_decay, penalized=penalized, batch_size=s.batch_size, n=n_new,
     )
     gen = torch.Generator().manual_seed(seed)
@@ -462,8 +539,9 @@ def correct_torch(
         "after_acc_before": _accuracy(work, after_d),
     }
     out = run_correction(
-        obj, diff, shrink, s, convex=convex, generator=gen,
+        obj, diff, shrink, s, convex=ws.linear, generator=gen,
         track_last=epsilon is not None or perturb is not None,
+        base=None if hessian_cache is None else hessian_cache.on(device, dtype),
     )
     if out.diverged:
         warnings.warn(
@@ -500,8 +578,8 @@ def correct_torch(
         try:
             cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
             bound = cert.newton_residual_bound(obj, *out.last) if out.last is not None else 0.0
-            if dtype_out != dtype:  # the released weights are rounded: bound that change exactly
-                rounded = out.theta.to(dtype_out).to(dtype)
+            if ws.dtype_out != dtype:  # the released weights are rounded: bound that change exactly
+                rounded = out.theta.to(ws.dtype_out).to(dtype)
                 bound += obj.n * float((obj.grad(rounded) - obj.grad(out.theta)).norm())
         except IneligibleModelError:
             bound = math.inf  # no bound: a perturbed model's budget is gone
@@ -540,9 +618,7 @@ def correct_torch(
                 RumWarning,
                 stacklevel=3,
             )
-    if convex:
-        work = work.to(dtype_out)
-    work.eval()
+    work = ws.finish()
     elapsed = time.perf_counter() - t_start
     m = len(request)
     step_params = {

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad
+from torch.func import grad_and_value
 
 from rum.data import TensorData
 from rum.influence.hvp import ParamSpace, batch_loss_fn, hvp, hvp_many
@@ -113,10 +113,7 @@ class Objective:
 
     def data_grad(self, theta: torch.Tensor) -> torch.Tensor:
         """``(1/n) sum_t w_t sum_i grad CE_i``: the data part of the gradient."""
-        g = torch.zeros_like(theta)
-        for f in self._batches():
-            g += grad(f)(theta)
-        return g / self.n
+        return self.data_sums(theta)[1] / self.n
 
     def grad(self, theta: torch.Tensor) -> torch.Tensor:
         """The full gradient at ``theta``."""
@@ -139,6 +136,35 @@ class Objective:
             out += hvp_many(f, theta, V)
         return out / self.n + self.weight_decay * self.mask * V
 
+    def data_sums(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """``sum_t w_t sum_i CE_i`` and its gradient: the *summed* data part, one pass.
+
+        Unnormalised, so that the sums over different data sets add up.
+        """
+        fast = _linear_sums(self, theta)
+        if fast is not None:
+            return fast
+        g = torch.zeros_like(theta)
+        total = 0.0
+        for f in self._batches():
+            gb, vb = grad_and_value(f)(theta)
+            g += gb
+            total += float(vb)
+        return total, g
+
+    def from_data_sums(self, theta: torch.Tensor, loss_sum: float,
+                       grad_sum: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """The objective's value and gradient from the summed data part (see :meth:`data_sums`)."""
+        value = loss_sum / self.n + float(self._reg_value(theta))
+        g = grad_sum / self.n + self.weight_decay * self.mask * theta
+        if self.perturbation is not None:
+            g = g + self.perturbation / self.n
+        return value, g
+
+    def value_and_grad(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """The objective's value and full gradient at ``theta`` in one pass over the data."""
+        return self.from_data_sums(theta, *self.data_sums(theta))
+
     def hessian(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """The dense ``p x p`` Hessian (for small models).
 
@@ -146,10 +172,33 @@ class Objective:
         structure makes it one pass of small matrix products); batched HVPs
         against the identity otherwise.
         """
+        return self.hessian_from_data(self.data_hessian(theta, chunk))
+
+    def hessian_from_data(self, data_hessian: torch.Tensor) -> torch.Tensor:
+        """The Hessian from the summed data part (see :meth:`data_hessian`)."""
+        H = data_hessian / self.n + torch.diag(self.weight_decay * self.mask)
+        return 0.5 * (H + H.T)
+
+    def data_hessian(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+        """``sum_t w_t sum_i Hess CE_i``: the *summed* data part of the Hessian.
+
+        Unnormalised, so that the parts of different data sets add up (a
+        Hessian cached over the training set plus the affected items' part is
+        the corrected data set's).
+        """
         fast = _linear_hessian(self, theta)
         if fast is not None:
             return fast
-        return self.hessian_from_hvps(theta, chunk)
+        p = theta.numel()
+        eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
+        rows = []
+        for i in range(0, p, chunk):
+            V = eye[i : i + chunk]
+            out = torch.zeros_like(V)
+            for f in self._batches():
+                out += hvp_many(f, theta, V)
+            rows.append(out)
+        return torch.cat(rows)
 
     def hessian_from_hvps(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """The dense Hessian from ``p`` Hessian-vector products (any model)."""
@@ -180,10 +229,17 @@ class Objective:
         return out / self.n + self.weight_decay * self.mask * v
 
 
-def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
-    """Closed-form Hessian of mean CE + L2 for a single ``nn.Linear`` (or ``BinaryLogit``)."""
-    from torch.func import functional_call
+@dataclass(frozen=True)
+class _LinearLayout:
+    """How a linear model's flat parameters map onto its one ``nn.Linear``."""
 
+    K: int
+    d: int
+    has_bias: bool
+    binary: bool
+
+
+def _linear_layout(obj: Objective) -> _LinearLayout | None:
     from rum.influence.convex import BinaryLogit, is_linear_model
 
     model = obj.model
@@ -196,17 +252,59 @@ def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
         return None
     binary = any(isinstance(m, BinaryLogit) for m in model.modules())
     K, d = lin.weight.shape
-    has_bias = lin.bias is not None
+    return _LinearLayout(K, d, lin.bias is not None, binary)
+
+
+def _with_ones(x: torch.Tensor, has_bias: bool) -> torch.Tensor:
+    xf = x.reshape(len(x), -1)
+    if has_bias:
+        xf = torch.cat([xf, torch.ones(len(x), 1, dtype=xf.dtype, device=xf.device)], 1)
+    return xf
+
+
+def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+    """Closed-form summed loss and gradient for a single ``nn.Linear`` (or ``BinaryLogit``)."""
+    from torch.func import functional_call
+
+    lay = _linear_layout(obj)
+    if lay is None:
+        return None
+    params = {**obj.fixed, **obj.space.unflatten(theta)}
+    gw = torch.zeros(lay.K, lay.d + int(lay.has_bias), dtype=theta.dtype, device=theta.device)
+    total = 0.0
+    with torch.no_grad():
+        for t in obj.terms:
+            for x, y in t.data.batches(obj.batch_size):
+                out = functional_call(obj.model, params, (x,))
+                logp = torch.log_softmax(out, dim=1)
+                total += t.weight * float(-logp.gather(1, y[:, None]).sum())
+                r = logp.exp()
+                r[torch.arange(len(y), device=r.device), y] -= 1.0  # dCE/dlogits
+                if lay.binary:
+                    r = r[:, 1:]
+                gw += t.weight * (r.T @ _with_ones(x, lay.has_bias))
+    g = gw[:, : lay.d].reshape(-1)
+    if lay.has_bias:
+        g = torch.cat([g, gw[:, lay.d]])
+    return total, g
+
+
+def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
+    """Closed-form summed data Hessian for a single ``nn.Linear`` (or ``BinaryLogit``)."""
+    from torch.func import functional_call
+
+    lay = _linear_layout(obj)
+    if lay is None:
+        return None
+    K, d, has_bias, binary = lay.K, lay.d, lay.has_bias, lay.binary
     dp = d + int(has_bias)
     params = {**obj.fixed, **obj.space.unflatten(theta)}
     H4 = torch.zeros(K, dp, K, dp, dtype=theta.dtype, device=theta.device)
     with torch.no_grad():
         for t in obj.terms:
             for x, _ in t.data.batches(obj.batch_size):
-                out = functional_call(model, params, (x,))
-                xf = x.reshape(len(x), -1)
-                if has_bias:
-                    xf = torch.cat([xf, torch.ones(len(x), 1, dtype=xf.dtype, device=xf.device)], 1)
+                out = functional_call(obj.model, params, (x,))
+                xf = _with_ones(x, has_bias)
                 if binary:
                     sig = torch.sigmoid(out[:, 1] - out[:, 0])
                     H4[0, :, 0, :] += t.weight * (xf.T * (sig * (1 - sig))) @ xf
@@ -222,5 +320,4 @@ def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
     p = K * dp
     H = torch.zeros(p, p, dtype=theta.dtype, device=theta.device)
     H[perm[:, None], perm[None, :]] = H4.reshape(p, p)
-    H = H / obj.n + torch.diag(obj.weight_decay * obj.mask)
-    return 0.5 * (H + H.T)
+    return H

@@ -143,9 +143,9 @@ def _encode(est: Any, data: Any, name: str, allow_empty: bool = False):
 
 
 def correct_estimator(est, before, after, *, train_set, settings, weight_decay, parameters,
-                      epsilon, delta, device, random_state):
+                      epsilon, delta, device, random_state, hessian_cache=None):
     """:func:`rum.correct` for a fitted ``LogisticRegression``; returns an updated copy in ``result.model``."""
-    from rum.influence.correct import _as_request, correct_torch
+    from rum.influence.correct import _as_request, _check_cache, correct_torch
 
     if weight_decay is not None:
         raise InvalidParameterError(
@@ -173,6 +173,7 @@ def correct_estimator(est, before, after, *, train_set, settings, weight_decay, 
         model, request, train, settings=settings, weight_decay=lam, parameters=None,
         penalized=penalized, epsilon=epsilon, delta=delta, device=resolve_device(device),
         seed=check_random_state(random_state), fixed_sum_penalty=True,
+        hessian_cache=_check_cache(hessian_cache),
     )
     new = copy.deepcopy(est)
     fitted = res.model.double().cpu()

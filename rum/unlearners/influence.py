@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
 from rum._validation import NONE, Interval
-from rum.influence.convex import is_linear_model
 from rum.influence.correct import CORRECT_CONSTRAINTS, Settings, run_correction
-from rum.influence.hvp import ParamSpace, select_parameters
 from rum.influence.objective import Objective, Term
+from rum.influence.workspace import build_workspace
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 
@@ -28,7 +25,8 @@ class Influence(Unlearner):
     steps follow until the retain-objective gradient norm is below ``tol``,
     which lands on the retrained optimum. For deep models the step is one
     damped solve (conjugate gradient by default), optionally on the last
-    layers only. This is :func:`rum.correct` with a deletion request, inside
+    layers only: then the layers before them run once over the data, and a
+    last ``nn.Linear`` gets the exact solver. This is :func:`rum.correct` with a deletion request, inside
     the executor.
 
     Args:
@@ -43,7 +41,8 @@ class Influence(Unlearner):
         max_steps: Newton steps (default 25 for linear models, else 1).
         tol: residual tolerance for the refinement.
         cg_maxiter, lissa_depth, lissa_repeats: solver budgets.
-        batch_size: items per forward pass.
+        batch_size: items per forward pass (default 512, 8192 when the
+            updated part is linear).
 
     Example:
         >>> import rum
@@ -74,7 +73,7 @@ class Influence(Unlearner):
         cg_maxiter: int = 100,
         lissa_depth: int = 500,
         lissa_repeats: int = 1,
-        batch_size: int = 512,
+        batch_size: int | None = None,
     ):
         self.order = order
         self.solver = solver
@@ -91,30 +90,23 @@ class Influence(Unlearner):
         self.batch_size = batch_size
 
     def _unlearn(self, model, forget, retain, ctx):
-        convex = is_linear_model(model)
-        dtype = next(model.parameters()).dtype
-        model.eval()
-        if convex:
-            model.double()
-            forget, retain = forget.to(dtype=torch.float64), retain.to(dtype=torch.float64)
-        space = ParamSpace.of(model, select_parameters(model, self.last_layers))
+        ws = build_workspace(model, self.last_layers, [forget, retain], ctx.device, copy=False)
+        forget_f, retain_f = ws.data
         s = Settings(
             order=self.order, solver=self.solver, tau=self.tau, damping=self.damping,
             scale=self.scale, max_steps=self.max_steps, tol=self.tol,
             cg_maxiter=self.cg_maxiter, lissa_depth=self.lissa_depth,
             lissa_repeats=self.lissa_repeats, batch_size=self.batch_size,
-        ).resolve(convex, space.size)
+        ).resolve(ws.convex, ws.space.size, ws.linear_tail)
         n_r, n_f = len(retain), len(forget)
-        obj = Objective(model, space, [Term(retain)], weight_decay=self.weight_decay,
+        obj = Objective(ws.module, ws.space, [Term(retain_f)], weight_decay=self.weight_decay,
                         batch_size=s.batch_size)
-        diff = Objective(model, space, [Term(forget, -1.0)], weight_decay=self.weight_decay,
-                         batch_size=s.batch_size, n=n_r)
-        out = run_correction(obj, diff, n_f / n_r, s, convex=convex, generator=ctx.generator,
-                             ctx=ctx)
-        space.write(model, out.theta)
-        if convex:
-            model.to(dtype)
-        return model
+        diff = Objective(ws.module, ws.space, [Term(forget_f, -1.0)],
+                         weight_decay=self.weight_decay, batch_size=s.batch_size, n=n_r)
+        out = run_correction(obj, diff, n_f / n_r, s, convex=ws.linear,
+                             generator=ctx.generator, ctx=ctx)
+        ws.space.write(ws.model, out.theta)
+        return ws.finish()
 
     @classmethod
     def _test_params(cls):

@@ -1,0 +1,98 @@
+"""The working copy a correction runs on: parameters, dtype, and the data as the objective sees it."""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rum.data import TensorData, model_dtype
+from rum.influence.convex import is_linear_model
+from rum.influence.features import tail_view
+from rum.influence.hvp import ParamSpace, select_parameters
+
+__all__ = ["Workspace", "build_workspace", "DEEP_BATCH_SIZE", "LINEAR_BATCH_SIZE"]
+
+#: Default items per forward pass for deep models (and a deep prefix computing
+#: features), and for linear models or linear tails, whose per-item memory is
+#: one feature vector.
+DEEP_BATCH_SIZE = 512
+LINEAR_BATCH_SIZE = 8192
+
+
+@dataclass
+class Workspace:
+    """Where a correction happens.
+
+    Attributes:
+        model: the model being corrected (a copy unless built with
+            ``copy=False``), in eval mode on the device, in float64 when the
+            updated parameters form a linear model.
+        space: the updated parameters as one flat vector.
+        module: what the objectives evaluate: ``model`` itself, or its tail
+            after a frozen prefix (see :mod:`rum.influence.features`).
+        data: the data sets as ``module`` sees them (prefix outputs for a tail).
+        convex: the whole model is one linear layer.
+        linear_tail: the updated tail is one linear layer on fixed features.
+        dtype_out: the caller's dtype, to cast the result back to.
+    """
+
+    model: nn.Module
+    space: ParamSpace
+    module: nn.Module
+    data: list[TensorData]
+    convex: bool
+    linear_tail: bool
+    dtype_out: torch.dtype
+
+    @property
+    def linear(self) -> bool:
+        """The objective is convex: the model or its updated tail is linear."""
+        return self.convex or self.linear_tail
+
+    def finish(self) -> nn.Module:
+        """The model in the caller's dtype, in eval mode."""
+        return self.model.to(self.dtype_out).eval()
+
+
+def build_workspace(
+    model: nn.Module,
+    parameters: Any,
+    datasets: Sequence[TensorData],
+    device: torch.device | str,
+    *,
+    copy: bool = True,
+) -> Workspace:
+    """Prepare ``model`` (a copy by default) and ``datasets`` for a correction.
+
+    Example:
+        >>> m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+        >>> d = TensorData(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
+        >>> ws = build_workspace(m, 1, [d], "cpu")
+        >>> ws.linear_tail, ws.data[0].X.shape, ws.data[0].X.dtype
+        (True, torch.Size([5, 4]), torch.float64)
+    """
+    dtype_out = model_dtype(model)
+    work = _copy.deepcopy(model) if copy else model
+    work = work.to(device).eval()
+    names = select_parameters(work, parameters)
+    convex = is_linear_model(work)
+    data = [d.to(device, dtype_out) for d in datasets]
+    module: nn.Module = work
+    linear_tail = False
+    if not convex:
+        view = tail_view(work, names, data, DEEP_BATCH_SIZE)
+        if view is not None:
+            module, data = view
+            linear_tail = is_linear_model(module)
+    if convex or linear_tail:
+        work.double()
+        data = [d.to(dtype=torch.float64) for d in data]
+    return Workspace(
+        model=work, space=ParamSpace.of(work, names), module=module, data=data,
+        convex=convex, linear_tail=linear_tail, dtype_out=dtype_out,
+    )

@@ -1,0 +1,155 @@
+"""The fast paths of rum.correct give the results of the slow ones.
+
+* a last-layer correction of an ``nn.Sequential`` runs on features computed
+  once; it must equal the same correction through the whole network, and its
+  iterated form must land on the exact retrain of the last layer on those
+  features;
+* a Hessian cached over the training set must give the same correction as
+  building the Hessian from scratch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import rum
+from rum.data import TensorData
+from rum.exceptions import InvalidParameterError
+from rum.influence import HessianCache, cache_hessian, fit_convex
+from rum.influence.features import split_frozen_prefix, tail_view
+from rum.influence.workspace import build_workspace
+from tests.influence._helpers import LAM, flat
+
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(30, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)
+    )
+
+
+@pytest.fixture(scope="module")
+def deep(cancer):
+    X, y = cancer
+    model = _mlp()
+    rum.fit(model, (X, y), epochs=30, lr=1e-2, batch_size=64, optimizer="adam",
+            weight_decay=LAM, random_state=0)
+    return model, X, y
+
+
+def test_split_frozen_prefix_finds_the_first_updated_module():
+    m = _mlp()
+    assert split_frozen_prefix(m, ["2.weight"]) == 2
+    assert split_frozen_prefix(m, ["0.bias", "2.weight"]) is None
+    assert split_frozen_prefix(torch.nn.Linear(3, 2), ["weight"]) is None
+    tied = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    tied[1].weight = tied[0].weight
+    assert split_frozen_prefix(tied, ["1.bias"]) is None
+
+
+def test_tail_view_features_are_the_prefix_outputs(deep):
+    model, X, y = deep
+    data = TensorData(torch.as_tensor(X), torch.as_tensor(y))
+    tail, (f,) = tail_view(model.eval(), ["2.weight", "2.bias"], [data], 100)
+    with torch.no_grad():
+        assert torch.allclose(f.X, model[:2](data.X))
+        assert torch.allclose(tail(f.X), model(data.X), atol=1e-6)
+
+
+def _relabel(X, y, k=15, seed=0):
+    idx = np.random.default_rng(seed).choice(len(y), k, replace=False)
+    return rum.requests.relabel((X, y), idx, 1 - y[idx]), idx
+
+
+def test_last_layer_correction_on_cached_features_equals_the_whole_network(deep, monkeypatch):
+    model, X, y = deep
+    req, _ = _relabel(X, y)
+    kw = dict(train_set=(X, y), weight_decay=LAM, parameters=1, solver="cg", damping=0.01)
+    fast = rum.correct(model, req, **kw)
+    monkeypatch.setattr("rum.influence.workspace.tail_view", lambda *a, **k: None)
+    slow = rum.correct(model, req, **kw)
+    assert fast.plan.steps[0].params["parameters"] == ["2.weight", "2.bias"]
+    gap = float((flat(fast.model) - flat(slow.model)).norm())
+    moved = float((flat(slow.model) - flat(model)).norm())
+    assert moved > 1e-2
+    assert gap < 1e-3 * moved  # fast runs the tail in float64, slow the network in float32
+    assert torch.equal(fast.model[0].weight, model[0].weight)
+
+
+def test_iterated_last_layer_correction_is_the_exact_last_layer_retrain(deep):
+    model, X, y = deep
+    req, idx = _relabel(X, y)
+    res = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, parameters=1,
+                      damping=0.0, max_steps=25, tol=1e-10)
+    assert res.plan.steps[0].params["solver"] == "exact"
+    y_new = y.copy()
+    y_new[idx] = 1 - y[idx]
+    with torch.no_grad():
+        feats = model[:2](torch.as_tensor(X))
+    ref = fit_convex(torch.nn.Linear(16, 2), (feats.numpy(), y_new), weight_decay=LAM, tol=1e-12)
+    got = torch.cat([res.model[2].weight.detach().double().reshape(-1), res.model[2].bias.detach().double()])
+    want = torch.cat([ref.weight.detach().reshape(-1), ref.bias.detach()])
+    start = torch.cat([model[2].weight.detach().double().reshape(-1), model[2].bias.detach().double()])
+    assert float((got - want).norm()) < 1e-4 * float((start - want).norm())
+
+
+def test_hessian_cache_gives_the_uncached_correction(cancer, cancer_model):
+    X, y = cancer
+    req = rum.requests.delete((X, y), np.arange(0, len(y), 30))
+    cache = cache_hessian(cancer_model, (X, y))
+    assert isinstance(cache, HessianCache) and cache.n == len(y)
+    for kw in ({}, {"max_steps": 1}):
+        plain = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, **kw)
+        fast = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
+                           hessian_cache=cache, **kw)
+        assert torch.allclose(flat(fast.model), flat(plain.model), atol=1e-6)
+        for key in ("residual_norm", "residual_norm_before", "objective_before", "objective_after"):
+            assert fast.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-6, abs=1e-12)
+
+
+def test_hessian_cache_works_for_scikit_learn_and_deep_last_layers(cancer, deep):
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = cancer
+    clf = LogisticRegression(C=1.0, tol=1e-10, max_iter=1000).fit(X, y)
+    req = rum.requests.delete((X, y), [1, 2, 3])
+    res = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache_hessian(clf, (X, y)))
+    ref = rum.correct(clf, req, train_set=(X, y))
+    assert np.allclose(res.model.coef_, ref.model.coef_, atol=1e-8)
+
+    model, X, y = deep
+    req, _ = _relabel(X, y)
+    cache = cache_hessian(model, (X, y), parameters=1)
+    assert cache.parameters == ("2.weight", "2.bias")
+    a = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, parameters=1, hessian_cache=cache)
+    b = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, parameters=1)
+    assert torch.allclose(flat(a.model), flat(b.model), atol=1e-6)
+
+
+def test_a_mismatched_hessian_cache_is_refused(cancer, cancer_model):
+    X, y = cancer
+    req = rum.requests.delete((X, y), [0])
+    cache = cache_hessian(cancer_model, (X, y))
+    other = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM).model
+    with pytest.raises(InvalidParameterError, match="weights differ"):
+        rum.correct(other, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache)
+    with pytest.raises(InvalidParameterError, match="training items"):
+        rum.correct(cancer_model, rum.requests.delete((X[:-1], y[:-1]), [0]),
+                    train_set=(X[:-1], y[:-1]), weight_decay=LAM, hessian_cache=cache)
+    with pytest.raises(InvalidParameterError, match="exact second-order"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg",
+                    hessian_cache=cache)
+    with pytest.raises(InvalidParameterError, match="HessianCache"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache="cache")
+
+
+def test_workspace_leaves_the_callers_model_alone(deep):
+    model, X, y = deep
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ws = build_workspace(model, 1, [TensorData(torch.as_tensor(X), torch.as_tensor(y))], "cpu")
+    assert ws.linear_tail and ws.model is not model
+    ws.space.write(ws.model, torch.zeros(ws.space.size, dtype=torch.float64))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert ws.finish()[2].weight.dtype == torch.float32
