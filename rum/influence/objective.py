@@ -270,7 +270,8 @@ def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tens
     if lay is None:
         return None
     params = {**obj.fixed, **obj.space.unflatten(theta)}
-    gw = torch.zeros(lay.K, lay.d + int(lay.has_bias), dtype=theta.dtype, device=theta.device)
+    gw = torch.zeros(lay.K, lay.d, dtype=theta.dtype, device=theta.device)
+    gb = torch.zeros(lay.K, dtype=theta.dtype, device=theta.device)
     total = 0.0
     with torch.no_grad():
         for t in obj.terms:
@@ -282,11 +283,10 @@ def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tens
                 r[torch.arange(len(y), device=r.device), y] -= 1.0  # dCE/dlogits
                 if lay.binary:
                     r = r[:, 1:]
-                gw += t.weight * (r.T @ _with_ones(x, lay.has_bias))
-    g = gw[:, : lay.d].reshape(-1)
-    if lay.has_bias:
-        g = torch.cat([g, gw[:, lay.d]])
-    return total, g
+                gw += t.weight * (r.T @ x.reshape(len(x), -1))
+                gb += t.weight * r.sum(0)
+    g = gw.reshape(-1)
+    return total, (torch.cat([g, gb]) if lay.has_bias else g)
 
 
 def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:

@@ -14,7 +14,8 @@ search scores
     J = mean over processed forget items of |correct - target|
         + accuracy lost on a held-out slice of the retain set
 
-and keeps the best epoch. The candidate and epoch count with the lowest J
+and keeps the best epoch; a trial stops early once ``AUTO_PATIENCE`` epochs in
+a row have not improved it. The candidate and epoch count with the lowest J
 (doing nothing included) become the group's step. A last ``repair`` step
 (fine-tuning on retain, by default) is chosen the same way over all groups.
 Steps are seeded by their position in the final plan, so re-running the
@@ -47,6 +48,8 @@ __all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets"]
 AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
 #: Candidates for the final repair step over the whole forget set.
 AUTO_REPAIR: tuple = (("finetune", {"epochs": 5, "optimizer": "adam", "lr": 1e-3}),)
+#: A trial stops once this many epochs in a row have not improved its best score.
+AUTO_PATIENCE = 2
 
 
 def neighbour_targets(
@@ -114,7 +117,8 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
         s = score_fn(m)
         if s < best["score"] - 1e-9:
             snapshot(s, epoch, m)
-        return False
+        # later epochs cannot change the first ones, so stopping keeps the replay exact
+        return epoch - max(best["epochs"], 0) >= AUTO_PATIENCE
 
     with seeded(ctx_kwargs["seed"], ctx_kwargs["device"]) as gen:
         ctx = RunContext(generator=gen, on_epoch_end=on_epoch_end, **ctx_kwargs)

@@ -125,3 +125,26 @@ def test_rum_plan_auto_finds_the_same_plan_as_unlearn(digits, auto_result):
     with pytest.raises(rum.exceptions.InvalidParameterError, match="strict retain policy"):
         rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
                  retain_set=digits.retain, retain_policy="progressive")
+
+
+@pytest.mark.parametrize("scores, ran, best", [
+    ([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], 6, 6),   # keeps improving: all epochs run
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 1),   # never improves after epoch 1: stops after 3
+    ([2.0, 1.0, 3.0, 0.5, 4.0, 5.0], 6, 4),   # improves late: patience restarts at epoch 4
+])
+def test_auto_trials_stop_after_patience_epochs_without_improvement(small, scores, ran, best):
+    from rum.planner.auto import AUTO_PATIENCE, _trial
+
+    assert AUTO_PATIENCE == 2
+    model, forget, retain = small
+    forget, retain = as_data(forget), as_data(retain)
+    calls = []
+
+    def score(m):
+        calls.append(len(calls))
+        return scores[len(calls) - 1]
+
+    u = rum.get_unlearner("finetune")(epochs=6)
+    rec = _trial(u, model, forget, retain, dict(device=torch.device("cpu"), seed=0, n_classes=3), score)
+    assert len(calls) == ran
+    assert rec["epochs"] == best and rec["score"] == min(scores[:ran])
