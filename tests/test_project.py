@@ -58,3 +58,24 @@ def _submodules(mod):
     if not hasattr(mod, "__path__"):
         return []
     return [m.name for m in pkgutil.walk_packages(mod.__path__, mod.__name__ + ".")]
+
+
+def test_no_tracked_file_holds_merge_conflict_markers():
+    import subprocess
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    try:
+        files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    marker = re.compile(r"^(<{7}|>{7})( |$)", re.M)
+    bad = []
+    for name in files:
+        path = root / name
+        if path.suffix in {".png", ".npz", ".pt"} or not path.is_file():
+            continue
+        text = path.read_text(errors="ignore")
+        if marker.search(text):
+            bad.append(name)
+    assert not bad, f"merge conflict markers left in {bad}"
