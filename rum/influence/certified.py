@@ -239,7 +239,9 @@ def fit_certified(
         weight_decay: ``lambda > 0``.
         sigma: noise scale (``noise_scale(epsilon, delta, expected_bound)``).
         random_state: seed of ``b``.
-        method, tol, max_iter: passed to :func:`rum.influence.fit_convex`.
+        method: the solver, passed to :func:`rum.influence.fit_convex`.
+        tol: its gradient-norm tolerance.
+        max_iter: its iteration cap.
 
     Example:
         >>> import torch

@@ -381,11 +381,14 @@ def correct(
             ``tol``; 1 otherwise).
         tol: stop refining when the gradient residual norm is below this.
         cg_maxiter: CG iterations per solve.
-        lissa_depth, lissa_repeats: LiSSA recursion depth and repetitions.
+        lissa_depth: LiSSA recursion depth.
+        lissa_repeats: LiSSA repetitions (their results are averaged).
         batch_size: items per forward pass (and LiSSA mini-batch size);
             default 512, or 8192 when the updated part is linear.
-        epsilon, delta: request an (epsilon, delta) certificate (binary
-            L2-regularised logistic models only; see :mod:`rum.influence.certified`).
+        epsilon: request an (epsilon, delta) certificate with this epsilon
+            (binary L2-regularised logistic models only; see
+            :mod:`rum.influence.certified`).
+        delta: the certificate's delta (pass it with ``epsilon``).
         hessian_cache: a :class:`rum.influence.HessianCache` of this model
             on ``train_set`` (:func:`rum.influence.cache_hessian`): the exact
             solver then builds the corrected Hessian from the affected items
