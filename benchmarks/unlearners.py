@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> str:
 NOTES = """Notes on the defaults (honest reading of the table):
 
 - `retrain` is the oracle itself (ToW 1 by definition).
-- Seconds were measured on a shared 2-core machine under load from other jobs, with one
-  torch thread; hence the wide intervals. Every unlearner except `retrain` runs in well
+- Seconds were measured on a shared 2-core virtual machine whose speed varies between runs
+  (an earlier run of this table measured about a quarter of these seconds), with one torch
+  thread; hence the wide intervals. Every unlearner except `retrain` runs in well
   under a second here; the speed-ups are ratios within each seed's run.
 - `l1-sparse` and `scrub` defaults were tuned on this scenario over seeds 0-5, `salun` over
   seeds 0-2 (grids in their docstrings), so their rows here are optimistic: the same seeds
