@@ -25,7 +25,7 @@ from rum.data import as_data, check_fits_model, check_model
 from rum.exceptions import InvalidParameterError
 from rum.influence.hvp import ParamSpace
 from rum.influence.objective import Objective, Term
-from rum.influence.workspace import DEEP_BATCH_SIZE, LINEAR_BATCH_SIZE, build_workspace
+from rum.influence.workspace import build_workspace, default_batch_size
 
 __all__ = ["HessianCache", "cache_hessian"]
 
@@ -134,8 +134,7 @@ def cache_hessian(
             f"hessian_cache holds a dense {ws.space.size} x {ws.space.size} matrix; that is too "
             "large. Cache the last layers only (parameters=1), or correct with solver='cg'."
         )
-    obj = Objective(ws.module, ws.space, [Term(ws.data[0])],
-                    batch_size=LINEAR_BATCH_SIZE if ws.linear else DEEP_BATCH_SIZE)
+    obj = Objective(ws.module, ws.space, [Term(ws.data[0])], batch_size=default_batch_size(ws.linear))
     theta = ws.space.read(ws.model).to(torch.float64 if ws.linear else obj.mask.dtype)
     H = obj.data_hessian(theta).to(torch.float64)
     loss, g = obj.data_sums(theta)

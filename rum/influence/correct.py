@@ -24,7 +24,7 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,7 @@ from rum.influence.hvp import select_parameters
 from rum.influence.objective import Objective, Term
 from rum.influence.requests import Request
 from rum.influence.solvers import SolveInfo, solve_cg, solve_dense, solve_lissa, top_eigenvalue
-from rum.influence.workspace import DEEP_BATCH_SIZE, LINEAR_BATCH_SIZE, build_workspace
+from rum.influence.workspace import build_workspace, default_batch_size
 from rum.unlearners.context import RunContext
 
 __all__ = ["correct", "CORRECT_CONSTRAINTS", "Outcome"]
@@ -101,6 +101,11 @@ class Settings:
     lissa_repeats: int = 1
     batch_size: int | None = None
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Settings:
+        """The settings among ``params`` (other keys are ignored)."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
     def resolve(self, convex: bool, n_params: int, linear_tail: bool = False) -> Settings:
         """Fill in the defaults.
 
@@ -113,7 +118,7 @@ class Settings:
         """
         s = copy.copy(self)
         if s.batch_size is None:
-            s.batch_size = LINEAR_BATCH_SIZE if (convex or linear_tail) else DEEP_BATCH_SIZE
+            s.batch_size = default_batch_size(convex or linear_tail)
         if s.solver == "auto":
             small = n_params <= EXACT_MAX_PARAMS
             s.solver = "exact" if ((convex or linear_tail) and small) else "cg"
@@ -265,8 +270,8 @@ def run_correction(
         else:
             new_loss, new_g = None, None
         step = t * step
-        if track_last:
-            lin = obj.grad(theta) + obj.hvp(theta, step)
+        if track_last:  # g is the gradient at theta (before this step)
+            lin = g + obj.hvp(theta, step)
             out.last = (theta, step, float(lin.norm()))
         theta = theta + step
         out.steps += 1

@@ -131,10 +131,13 @@ class Objective:
 
     def hvp_many(self, theta: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """The Hessian times every row of ``V``."""
+        return self._data_hvp_many(theta, V) / self.n + self.weight_decay * self.mask * V
+
+    def _data_hvp_many(self, theta: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         out = torch.zeros_like(V)
         for f in self._batches():
             out += hvp_many(f, theta, V)
-        return out / self.n + self.weight_decay * self.mask * V
+        return out
 
     def data_sums(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
         """``sum_t w_t sum_i CE_i`` and its gradient: the *summed* data part, one pass.
@@ -187,26 +190,16 @@ class Objective:
         the corrected data set's).
         """
         fast = _linear_hessian(self, theta)
-        if fast is not None:
-            return fast
+        return self._data_hessian_from_hvps(theta, chunk) if fast is None else fast
+
+    def _data_hessian_from_hvps(self, theta: torch.Tensor, chunk: int) -> torch.Tensor:
         p = theta.numel()
         eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
-        rows = []
-        for i in range(0, p, chunk):
-            V = eye[i : i + chunk]
-            out = torch.zeros_like(V)
-            for f in self._batches():
-                out += hvp_many(f, theta, V)
-            rows.append(out)
-        return torch.cat(rows)
+        return torch.cat([self._data_hvp_many(theta, eye[i : i + chunk]) for i in range(0, p, chunk)])
 
     def hessian_from_hvps(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """The dense Hessian from ``p`` Hessian-vector products (any model)."""
-        p = theta.numel()
-        eye = torch.eye(p, dtype=theta.dtype, device=theta.device)
-        rows = [self.hvp_many(theta, eye[i : i + chunk]) for i in range(0, p, chunk)]
-        H = torch.cat(rows)
-        return 0.5 * (H + H.T)
+        return self.hessian_from_data(self._data_hessian_from_hvps(theta, chunk))
 
     def sampled_hvp(
         self, theta: torch.Tensor, v: torch.Tensor, generator: torch.Generator, batch_size: int

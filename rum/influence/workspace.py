@@ -15,13 +15,18 @@ from rum.influence.convex import is_linear_model
 from rum.influence.features import tail_view
 from rum.influence.hvp import ParamSpace, select_parameters
 
-__all__ = ["Workspace", "build_workspace", "DEEP_BATCH_SIZE", "LINEAR_BATCH_SIZE"]
+__all__ = ["Workspace", "build_workspace", "default_batch_size", "DEEP_BATCH_SIZE", "LINEAR_BATCH_SIZE"]
 
 #: Default items per forward pass for deep models (and a deep prefix computing
 #: features), and for linear models or linear tails, whose per-item memory is
 #: one feature vector.
 DEEP_BATCH_SIZE = 512
 LINEAR_BATCH_SIZE = 8192
+
+
+def default_batch_size(linear: bool) -> int:
+    """Items per forward pass when the updated part is linear, or not."""
+    return LINEAR_BATCH_SIZE if linear else DEEP_BATCH_SIZE
 
 
 @dataclass

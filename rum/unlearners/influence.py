@@ -92,12 +92,7 @@ class Influence(Unlearner):
     def _unlearn(self, model, forget, retain, ctx):
         ws = build_workspace(model, self.last_layers, [forget, retain], ctx.device, copy=False)
         forget_f, retain_f = ws.data
-        s = Settings(
-            order=self.order, solver=self.solver, tau=self.tau, damping=self.damping,
-            scale=self.scale, max_steps=self.max_steps, tol=self.tol,
-            cg_maxiter=self.cg_maxiter, lissa_depth=self.lissa_depth,
-            lissa_repeats=self.lissa_repeats, batch_size=self.batch_size,
-        ).resolve(ws.convex, ws.space.size, ws.linear_tail)
+        s = Settings.from_params(self.get_params()).resolve(ws.convex, ws.space.size, ws.linear_tail)
         n_r, n_f = len(retain), len(forget)
         obj = Objective(ws.module, ws.space, [Term(retain_f)], weight_decay=self.weight_decay,
                         batch_size=s.batch_size)
