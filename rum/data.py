@@ -213,6 +213,18 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _all_finite(X: torch.Tensor) -> bool:
+    """Whether every entry of ``X`` is finite.
+
+    A sum is finite only if every term is (NaN and inf propagate), and summing
+    is far cheaper than an element-wise test; the element-wise test runs only
+    when the sum is not finite (a NaN/inf, or finite values whose sum overflows).
+    """
+    if bool(torch.isfinite(X.sum())):
+        return True
+    return bool(torch.isfinite(X).all())
+
+
 def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> TensorData:
     """Convert any supported data form into a validated :class:`TensorData`.
 
@@ -259,7 +271,7 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
         X = X.float()
     elif X.dtype in (torch.float16, torch.bfloat16):
         X = X.float()
-    if not torch.isfinite(X).all():
+    if not _all_finite(X):
         bad = int((~torch.isfinite(X)).reshape(len(X), -1).any(1).sum())
         raise InvalidDataError(
             f"{name}: {bad} item(s) have NaN or infinite features. Impute or drop them first."
@@ -276,6 +288,32 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
             "Map your classes to 0..C-1 (for example with sklearn's LabelEncoder)."
         )
     return TensorData(X, y)
+
+
+def count_items(obj: Any, name: str = "data") -> int:
+    """The number of items in data of any form :func:`as_data` reads, without converting it.
+
+    ``(X, y)`` pairs, datasets and loaders over a sized dataset are counted
+    without touching their values; other forms are converted and counted.
+
+    Example:
+        >>> import numpy as np
+        >>> count_items((np.zeros((4, 2)), np.zeros(4)), "train_set")
+        4
+    """
+    if isinstance(obj, TensorData):
+        return len(obj)
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(hasattr(v, "__len__") for v in obj):
+        n_x, n_y = len(obj[0]), len(obj[1])
+        if n_x != n_y:
+            raise InvalidDataError(
+                f"{name}: X has {n_x} rows but y has {n_y} labels; they must match."
+            )
+        return n_y
+    sized = obj.dataset if isinstance(obj, DataLoader) else obj
+    if isinstance(sized, Dataset) and hasattr(sized, "__len__"):
+        return len(sized)
+    return len(as_data(obj, name, allow_empty=True))
 
 
 def check_model(model: Any, name: str = "model") -> torch.nn.Module:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from rum.data import TensorData, as_data, check_fits_model
+from rum.data import TensorData, as_data, check_fits_model, count_items
 from rum.exceptions import (
     EmptyDataError,
     IncompatibleDataError,
@@ -33,29 +33,48 @@ class Bunch:
     data, target = X, Y
 
 
-@pytest.mark.parametrize(
-    "obj",
-    [
-        (X, Y),
-        [X, Y],
-        (torch.tensor(X), torch.tensor(Y)),
-        (X.tolist(), Y.tolist()),
-        PairDataset(),
-        TensorDataset(torch.tensor(X), torch.tensor(Y)),
-        DataLoader(PairDataset(), batch_size=4),
-        DataLoader(TensorDataset(torch.tensor(X), torch.tensor(Y)), batch_size=5),
-        Bunch(),
-        (X, Y.reshape(-1, 1)),
-    ],
-    ids=["tuple", "list", "tensors", "lists", "dataset", "tensordataset", "loader", "loader5",
-         "bunch", "column-labels"],
-)
+#: every form of data rum reads, holding the items X, Y
+FORMS = [
+    (X, Y),
+    [X, Y],
+    (torch.tensor(X), torch.tensor(Y)),
+    (X.tolist(), Y.tolist()),
+    PairDataset(),
+    TensorDataset(torch.tensor(X), torch.tensor(Y)),
+    DataLoader(PairDataset(), batch_size=4),
+    DataLoader(TensorDataset(torch.tensor(X), torch.tensor(Y)), batch_size=5),
+    Bunch(),
+    (X, Y.reshape(-1, 1)),
+]
+FORM_IDS = ["tuple", "list", "tensors", "lists", "dataset", "tensordataset", "loader", "loader5",
+            "bunch", "column-labels"]
+
+
+@pytest.mark.parametrize("obj", FORMS, ids=FORM_IDS)
 def test_every_form_gives_the_same_items(obj):
     d = as_data(obj, "forget_set")
     assert isinstance(d, TensorData)
     np.testing.assert_array_equal(d.X.numpy(), X)
     np.testing.assert_array_equal(d.y.numpy(), Y)
     assert d.X.dtype == torch.float32 and d.y.dtype == torch.int64
+
+
+@pytest.mark.parametrize("obj", FORMS, ids=FORM_IDS)
+def test_count_items_counts_every_form_like_as_data(obj):
+    assert count_items(obj, "train_set") == len(as_data(obj, "train_set")) == len(Y)
+
+
+def test_count_items_checks_pair_lengths():
+    with pytest.raises(InvalidDataError, match="train_set: X has 6 rows but y has 5"):
+        count_items((X, Y[:5]), "train_set")
+
+
+def test_finite_values_whose_sum_overflows_are_accepted_and_nan_is_not():
+    big = np.full((4, 2), 3e38, dtype=np.float32)  # finite, but the float32 sum is inf
+    assert torch.equal(as_data((big, [0, 1, 0, 1])).X, torch.from_numpy(big))
+    big[2, 1] = np.nan
+    with pytest.raises(InvalidDataError, match="1 item"):
+        as_data((big, [0, 1, 0, 1]))
 
 
 def test_result_does_not_alias_the_callers_arrays():

@@ -15,7 +15,8 @@ the gradient residual it reports.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -52,6 +53,29 @@ class HessianCache:
     data_grad: torch.Tensor
     data_loss: float
     seconds: float
+    _factors: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def preconditioner(self, reg: torch.Tensor, n: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """``u -> A^-1 u`` with ``A = data_hessian / n + diag(reg)``.
+
+        ``A^-1`` (from a Cholesky factor: one matrix-vector product per use) is computed at the first call on a device and dtype and kept:
+        later requests on this cache reuse it as a preconditioner, for which a
+        slightly different ``n`` or ``reg`` does not matter. ``None`` where
+        ``A`` is not safely positive definite (e.g. an unpenalised softmax
+        intercept, whose Hessian is singular).
+        """
+        key = (str(reg.device), reg.dtype)
+        if key not in self._factors:
+            A = self.data_hessian.to(reg.device, reg.dtype) / n
+            A.diagonal().add_(reg)
+            L, info = torch.linalg.cholesky_ex(A)
+            pivots = L.diagonal()
+            ok = int(info) == 0 and float(pivots.min()) ** 2 > 1e-10 * float(pivots.max()) ** 2
+            self._factors[key] = torch.cholesky_inverse(L) if ok else None
+        inverse = self._factors[key]
+        if inverse is None:
+            return None
+        return lambda u: inverse @ u
 
     def on(self, device: torch.device | str, dtype: torch.dtype) -> tuple[float, torch.Tensor, torch.Tensor]:
         """``(data_loss, data_grad, data_hessian)`` on ``device`` in ``dtype``."""

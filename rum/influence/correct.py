@@ -24,6 +24,7 @@ import copy
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from rum._validation import (
+    BOOL,
     NONE,
     Interval,
     Options,
@@ -38,7 +40,7 @@ from rum._validation import (
     resolve_device,
     validate_params,
 )
-from rum.data import TensorData, as_data, check_fits_model, check_model, model_dtype
+from rum.data import TensorData, as_data, check_fits_model, check_model, count_items, model_dtype
 from rum.exceptions import (
     DivergenceWarning,
     IneligibleModelError,
@@ -77,6 +79,7 @@ CORRECT_CONSTRAINTS: dict[str, list] = {
     "batch_size": [Interval(int, 1, None), NONE],
     "epsilon": [Interval(float, 0, None, closed="neither"), NONE],
     "delta": [Interval(float, 0, 1, closed="neither"), NONE],
+    "verify": [BOOL],
 }
 
 #: Default damping for non-convex models (a Tikhonov term on the mean-loss Hessian).
@@ -172,6 +175,29 @@ def _solve(obj: Objective, theta: torch.Tensor, v: torch.Tensor, s: Settings,
                        repeats=s.lissa_repeats, tol=tol)
 
 
+#: Relative residual and iteration cap of the preconditioned CG solve used
+#: with a cached Hessian (see :func:`run_correction`).
+CACHED_CG_TOL = 1e-12
+CACHED_CG_MAXITER = 100
+
+
+def _cached_hessian_operator(obj: Objective, diff: Objective, base_hessian: torch.Tensor,
+                             theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v -> H~ v`` for the corrected objective at ``theta`` without forming ``H~``.
+
+    The corrected data Hessian is the cached training set's plus the affected
+    items' part; both are applied to ``v`` and the regulariser added, as in
+    :meth:`Objective.hessian_from_data`.
+    """
+    items = diff.data_hvp_operator(theta)
+    reg = obj.weight_decay * obj.mask
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        return (base_hessian @ v + items(v)) / obj.n + reg * v
+
+    return matvec
+
+
 #: A refinement step keeps the previous Hessian while it shrinks the residual at
 #: least this much; otherwise the Hessian is recomputed at the current weights.
 CHORD_CONTRACTION = 0.1
@@ -188,6 +214,8 @@ def run_correction(
     ctx: RunContext | None = None,
     track_last: bool = False,
     base: tuple[float, torch.Tensor, torch.Tensor] | None = None,
+    precondition: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    verify: bool = True,
 ) -> Outcome:
     """The update itself on flat parameters; pure apart from reading the objectives.
 
@@ -207,6 +235,18 @@ def run_correction(
             value, gradient and (exact solver) Hessian at those weights are
             then the base plus the affected items' part: no pass over the
             training set before the first step.
+        precondition: with ``base``, an approximate inverse of the corrected
+            Hessian (:meth:`rum.influence.HessianCache.preconditioner`). The
+            exact solver then never forms the corrected Hessian: it applies
+            it as ``base`` times a vector plus the affected items' products,
+            by preconditioned CG to a relative residual of
+            :data:`CACHED_CG_TOL` (``O(k p)`` per product for ``k`` affected
+            items, instead of ``O(k p^2 + p^3)``), and falls back to the dense
+            solve where that does not converge.
+        verify: measure the objective and gradient residual after the step
+            (a pass over ``obj``'s data). Without it (one step, with ``base``)
+            nothing touches the training set: ``loss_after`` and ``residual``
+            are NaN.
 
     With the exact solver, refinement steps reuse the Hessian of the previous
     step (a chord Newton method) while each step shrinks the gradient residual
@@ -224,9 +264,16 @@ def run_correction(
     out.residual_before = float(g.norm())
     theta = theta0
     H = None
+    chord = None  # the corrected Hessian at theta0 as a function (with base and precondition)
+
+    def dense_at_start() -> torch.Tensor:
+        return obj.hessian_from_data(base[2] + diff.data_hessian(theta0))
+
     if s.solver == "exact" and s.order == 2:
-        if base is not None:
-            H = obj.hessian_from_data(base[2] + diff.data_hessian(theta0))
+        if base is not None and precondition is not None:
+            chord = _cached_hessian_operator(obj, diff, base[2], theta0)
+        elif base is not None:
+            H = dense_at_start()
         else:
             H = obj.hessian(theta0)
     if ctx is not None:
@@ -241,14 +288,21 @@ def run_correction(
             norm = float(v.norm())
             if norm <= s.tol:
                 break
-            if H is not None and norm > CHORD_CONTRACTION * prev_norm:
-                H = obj.hessian(theta)
+            if (H is not None or chord is not None) and norm > CHORD_CONTRACTION * prev_norm:
+                H, chord = obj.hessian(theta), None
             prev_norm = norm
         if s.order == 1:
             step = -s.tau * v
             info = SolveInfo("first-order", 0, math.nan, 0.0)
         else:
-            x, info = _solve(obj, theta, v, s, generator, H)
+            info = None
+            if chord is not None:
+                x, info = solve_cg(chord, v, damping=s.damping, tol=CACHED_CG_TOL,
+                                   maxiter=CACHED_CG_MAXITER, precondition=precondition)
+                if info.diverged or info.negative_curvature or info.residual > CACHED_CG_TOL:
+                    H, chord, info = dense_at_start(), None, None
+            if info is None:
+                x, info = _solve(obj, theta, v, s, generator, H)
             step = -x
         out.infos.append(info)
         out.solver_iterations += info.iterations
@@ -276,6 +330,11 @@ def run_correction(
         theta = theta + step
         out.steps += 1
         if new_loss is None:
+            if not verify:
+                loss, g = math.nan, None
+                if not torch.isfinite(theta).all():
+                    out.diverged = True
+                break
             new_loss, new_g = obj.value_and_grad(theta)
         if k == 0:
             prev_norm = float(G.norm())
@@ -285,12 +344,14 @@ def run_correction(
         if not math.isfinite(loss) or not torch.isfinite(theta).all():
             out.diverged = True
             break
+    out.theta = theta0 if out.diverged else theta
+    out.loss_after = out.loss_before if out.diverged else loss
     if out.diverged:
-        theta = theta0
-        loss, g = out.loss_before, None
-    out.theta = theta
-    out.loss_after = loss
-    out.residual = float((obj.grad(theta) if g is None else g).norm())
+        out.residual = out.residual_before
+    elif g is not None:
+        out.residual = float(g.norm())
+    else:
+        out.residual = math.nan  # not verified
     out.scale = s.scale
     return out
 
@@ -351,6 +412,7 @@ def correct(
     epsilon: float | None = None,
     delta: float | None = None,
     hessian_cache: Any = None,
+    verify: bool = True,
     device: Any = "cpu",
     random_state: Any = None,
 ):
@@ -398,6 +460,14 @@ def correct(
             on ``train_set`` (:func:`rum.influence.cache_hessian`): the exact
             solver then builds the corrected Hessian from the affected items
             alone instead of a pass over the training set.
+        verify: measure the gradient residual (and refine, for linear
+            models) with passes over ``train_set``. ``verify=False`` needs a
+            ``hessian_cache`` and makes one Newton step from it that touches
+            only the affected items: its cost no longer grows with the
+            training set (the classic influence-function update, for
+            answering many small deletion requests). ``residual_norm`` and
+            ``objective_after`` are then NaN; not available for certified
+            corrections, whose bound needs the training set.
         device: where to compute (``"cpu"`` by default; ``"auto"`` picks CUDA).
         random_state: seed for LiSSA's sampling.
 
@@ -428,7 +498,7 @@ def correct(
         batch_size=batch_size,
     )
     params = {**settings.__dict__, "weight_decay": 0.0 if weight_decay is None else weight_decay,
-              "epsilon": epsilon, "delta": delta}
+              "epsilon": epsilon, "delta": delta, "verify": verify}
     validate_params(params, CORRECT_CONSTRAINTS, "rum.correct")
     if (epsilon is None) != (delta is None):
         raise InvalidParameterError("pass both epsilon and delta for a certificate, or neither.")
@@ -437,6 +507,7 @@ def correct(
             model, before, after, train_set=train_set, settings=settings,
             weight_decay=weight_decay, parameters=parameters, epsilon=epsilon, delta=delta,
             device=device, random_state=random_state, hessian_cache=hessian_cache,
+            verify=verify,
         )
     check_model(model)
     if weight_decay is None:
@@ -446,19 +517,40 @@ def correct(
             "weight_decay). Pass weight_decay=0.0 if there was none."
         )
     request = _as_request(before, after)
-    train = as_data(train_set, "train_set")
+    train = as_data(train_set, "train_set") if verify else count_items(train_set, "train_set")
     return correct_torch(
         model, request, train, settings=settings, weight_decay=float(weight_decay),
         parameters=parameters, penalized=None, epsilon=epsilon, delta=delta,
         device=resolve_device(device), seed=check_random_state(random_state),
-        hessian_cache=_check_cache(hessian_cache),
+        hessian_cache=_check_cache(hessian_cache), verify=verify,
     )
+
+
+def _check_unverified(cache: HessianCache | None, settings: Settings, epsilon: float | None,
+                      perturbed: bool) -> None:
+    """Refuse ``verify=False`` where a pass over the training set is needed anyway."""
+    if cache is None:
+        raise InvalidParameterError(
+            "verify=False needs a hessian_cache: without one the Hessian itself is a pass over "
+            "train_set. Build it with rum.influence.cache_hessian(model, train_set), or leave "
+            "verify=True."
+        )
+    if settings.max_steps not in (None, 1):
+        raise InvalidParameterError(
+            f"verify=False makes one Newton step (refining needs the residual on train_set); "
+            f"got max_steps={settings.max_steps}. Leave max_steps=None, or set verify=True."
+        )
+    if epsilon is not None or perturbed:
+        raise InvalidParameterError(
+            "verify=False is not available for certified corrections: the certificate's bound "
+            "is computed on train_set. Leave verify=True."
+        )
 
 
 def correct_torch(
     model: torch.nn.Module,
     request: Request,
-    train: TensorData,
+    train: TensorData | int,
     *,
     settings: Settings,
     weight_decay: float,
@@ -470,11 +562,13 @@ def correct_torch(
     seed: int,
     fixed_sum_penalty: bool = False,
     hessian_cache: HessianCache | None = None,
+    verify: bool = True,
 ):
     """:func:`correct` on validated inputs (shared by the scikit-learn path).
 
     ``weight_decay`` is lambda of the *original* objective (mean loss over
-    ``train``). With ``fixed_sum_penalty`` the penalty is fixed in the summed
+    ``train``). ``train`` is only the training set's size with ``verify=False``
+    (which never reads it). With ``fixed_sum_penalty`` the penalty is fixed in the summed
     objective (scikit-learn's ``C * sum l + 1/2 ||w||^2``), so after deletions
     the mean-form lambda of the corrected objective grows to
     ``lambda * n / n~``; otherwise (torch's convention) it stays ``lambda``.
@@ -484,22 +578,33 @@ def correct_torch(
     from rum.profiler._profile import Profile
 
     t_start = time.perf_counter()
-    sets = {"train_set": train, "before": request.before}
+    sets = {"before": request.before}
+    if isinstance(train, TensorData):
+        sets["train_set"] = train
     if len(request.kept_after):
         sets["after"] = request.kept_after
     n_classes = check_fits_model(model, sets)
-    n_old, n_new = len(train), len(train) - request.n_deleted
-    if request.n_deleted >= len(train):
+    n_old = len(train) if isinstance(train, TensorData) else int(train)
+    n_new = n_old - request.n_deleted
+    if request.n_deleted >= n_old:
         raise InvalidDataError(
-            f"the request deletes {request.n_deleted} items but train_set has only {len(train)}; "
+            f"the request deletes {request.n_deleted} items but train_set has only {n_old}; "
             "nothing would be left to train on."
         )
-    if len(request) > len(train):
+    if len(request) > n_old:
         raise InvalidDataError("the request has more items than train_set; pass the full training set.")
     perturb = cert.attached(model)
-    ws = build_workspace(model, parameters, [train, request.before, request.kept_after], device)
+    if not verify:
+        _check_unverified(hessian_cache, settings, epsilon, perturb is not None)
+        settings = copy.copy(settings)
+        settings.max_steps = 1
+        # the training set is never read: only the affected items go into the workspace
+        ws = build_workspace(model, parameters, [request.before, request.kept_after], device)
+        train_f, (before_f, after_f) = None, ws.data
+    else:
+        ws = build_workspace(model, parameters, [train, request.before, request.kept_after], device)
+        train_f, before_f, after_f = ws.data
     work, space, convex = ws.model, ws.space, ws.convex
-    train_f, before_f, after_f = ws.data
     if hessian_cache is not None and settings.solver == "auto":
         settings = copy.copy(settings)
         settings.solver = "exact"
@@ -510,7 +615,7 @@ def correct_torch(
                 "hessian_cache is used by the exact second-order solver only; leave solver='auto' "
                 "(or 'exact') and order=2, or drop hessian_cache."
             )
-        hessian_cache.check(space, space.read(work), len(train))
+        hessian_cache.check(space, space.read(work), n_old)
 
     if epsilon is not None:
         cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
@@ -532,10 +637,11 @@ def correct_torch(
     dtype = model_dtype(work)
     before_d = request.before.to(device, dtype)
     after_d = request.kept_after.to(device, dtype)
+    terms = [Term(before_f, -1.0), Term(after_f, 1.0)]
     obj = Objective(
-        ws.module, space,
-        [Term(train_f, 1.0), Term(before_f, -1.0), Term(after_f, 1.0)],
+        ws.module, space, terms if train_f is None else [Term(train_f, 1.0), *terms],
         weight_decay=new_decay, penalized=penalized, perturbation=b, batch_size=s.batch_size,
+        n=n_new,
     )
     diff = Objective(
         ws.module, space, [Term(before_f, -1.0), Term(after_f, 1.0)],
@@ -546,10 +652,14 @@ def correct_torch(
         "forget_acc_before": _accuracy(work, before_d),
         "after_acc_before": _accuracy(work, after_d),
     }
+    base = precondition = None
+    if hessian_cache is not None:
+        base = hessian_cache.on(device, dtype)
+        precondition = hessian_cache.preconditioner(obj.weight_decay * obj.mask + s.damping, obj.n)
     out = run_correction(
         obj, diff, shrink, s, convex=ws.linear, generator=gen,
         track_last=epsilon is not None or perturb is not None,
-        base=None if hessian_cache is None else hessian_cache.on(device, dtype),
+        base=base, precondition=precondition, verify=verify,
     )
     if out.diverged:
         warnings.warn(
@@ -633,7 +743,7 @@ def correct_torch(
         "order": s.order, "solver": s.solver, "weight_decay": weight_decay, "tau": s.tau,
         "damping": s.damping, "scale": s.scale, "max_steps": s.max_steps, "tol": s.tol,
         "parameters": list(space.names), "n_deleted": request.n_deleted,
-        "epsilon": epsilon, "delta": delta,
+        "epsilon": epsilon, "delta": delta, "verify": verify,
     }
     plan = Plan((Step(-1, np.arange(m), "influence", step_params),), policy="correct", n_forget=m)
     profile = Profile.single_group(np.full(m, np.nan), scorers={"correct": "request"}, seed=seed)

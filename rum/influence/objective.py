@@ -21,7 +21,7 @@ fixed): the objective is then a deterministic function of ``theta``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -139,6 +139,18 @@ class Objective:
             out += hvp_many(f, theta, V)
         return out
 
+    def data_hvp_operator(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v -> sum_t w_t sum_i Hess CE_i(theta) v``: the summed data Hessian at ``theta``, as a function.
+
+        For linear models the per-item probabilities are computed once here
+        and each product is a few small matrix products; other models make
+        batched HVPs over the data at every call.
+        """
+        fast = _linear_hvp_operator(self, theta)
+        if fast is not None:
+            return fast
+        return lambda v: self._data_hvp_many(theta, v[None])[0]
+
     def data_sums(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
         """``sum_t w_t sum_i CE_i`` and its gradient: the *summed* data part, one pass.
 
@@ -179,8 +191,9 @@ class Objective:
 
     def hessian_from_data(self, data_hessian: torch.Tensor) -> torch.Tensor:
         """The Hessian from the summed data part (see :meth:`data_hessian`)."""
-        H = data_hessian / self.n + torch.diag(self.weight_decay * self.mask)
-        return 0.5 * (H + H.T)
+        H = (data_hessian + data_hessian.T).mul_(0.5 / self.n)
+        H.diagonal().add_(self.weight_decay * self.mask)
+        return H
 
     def data_hessian(self, theta: torch.Tensor, chunk: int = 256) -> torch.Tensor:
         """``sum_t w_t sum_i Hess CE_i``: the *summed* data part of the Hessian.
@@ -282,6 +295,52 @@ def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tens
     return total, (torch.cat([g, gb]) if lay.has_bias else g)
 
 
+def _linear_hvp_operator(obj: Objective, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Closed-form summed data HVP for a single ``nn.Linear`` (or ``BinaryLogit``).
+
+    Per item, the logits' Hessian is ``diag(p) - p p^T`` (softmax) or
+    ``s (1 - s)`` (binary); the product with ``v`` is the change of the logits
+    along ``v``, pushed through it and back onto the weights.
+    """
+    from torch.func import functional_call
+
+    lay = _linear_layout(obj)
+    if lay is None:
+        return None
+    params = {**obj.fixed, **obj.space.unflatten(theta)}
+    parts = []
+    with torch.no_grad():
+        for t in obj.terms:
+            for x, _ in t.data.batches(obj.batch_size):
+                out = functional_call(obj.model, params, (x,))
+                if lay.binary:
+                    s = torch.sigmoid(out[:, 1] - out[:, 0])
+                    curv = (s * (1 - s))[:, None]
+                else:
+                    curv = torch.softmax(out, dim=1)
+                parts.append((t.weight, x.reshape(len(x), -1), curv))
+    nw = lay.K * lay.d
+
+    def op(v: torch.Tensor) -> torch.Tensor:
+        W = v[:nw].reshape(lay.K, lay.d)
+        gw = torch.zeros_like(W)
+        gb = torch.zeros(lay.K, dtype=v.dtype, device=v.device)
+        for w, xf, curv in parts:
+            z = xf @ W.T
+            if lay.has_bias:
+                z = z + v[nw:]
+            if lay.binary:
+                r = curv * z
+            else:
+                r = curv * (z - (curv * z).sum(1, keepdim=True))
+            gw += w * (r.T @ xf)
+            gb += w * r.sum(0)
+        g = gw.reshape(-1)
+        return torch.cat([g, gb]) if lay.has_bias else g
+
+    return op
+
+
 def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
     """Closed-form summed data Hessian for a single ``nn.Linear`` (or ``BinaryLogit``)."""
     from torch.func import functional_call
@@ -308,9 +367,9 @@ def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
                 H4 -= t.weight * (M.T @ M).reshape(K, dp, K, dp)
                 idx = torch.arange(K)
                 H4[idx, :, idx, :] += t.weight * D
+    # H4 is laid out class by class with the bias last in each block; the flat
+    # parameters hold the whole weight matrix first, then the bias vector
     k_idx, a_idx = torch.meshgrid(torch.arange(K), torch.arange(dp), indexing="ij")
     perm = torch.where(a_idx < d, k_idx * d + a_idx, K * d + k_idx).reshape(-1)
-    p = K * dp
-    H = torch.zeros(p, p, dtype=theta.dtype, device=theta.device)
-    H[perm[:, None], perm[None, :]] = H4.reshape(p, p)
-    return H
+    order = torch.argsort(perm).to(H4.device)
+    return H4.reshape(K * dp, K * dp).index_select(0, order).index_select(1, order)

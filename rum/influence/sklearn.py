@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from rum._validation import check_random_state, resolve_device
-from rum.data import as_data
+from rum.data import as_data, count_items
 from rum.exceptions import IneligibleModelError, InvalidDataError, InvalidParameterError
 from rum.influence import certified as cert
 from rum.influence.convex import BinaryLogit
@@ -143,7 +143,7 @@ def _encode(est: Any, data: Any, name: str, allow_empty: bool = False):
 
 
 def correct_estimator(est, before, after, *, train_set, settings, weight_decay, parameters,
-                      epsilon, delta, device, random_state, hessian_cache=None):
+                      epsilon, delta, device, random_state, hessian_cache=None, verify=True):
     """:func:`rum.correct` for a fitted ``LogisticRegression``; returns an updated copy in ``result.model``."""
     from rum.influence.correct import _as_request, _check_cache, correct_torch
 
@@ -155,15 +155,18 @@ def correct_estimator(est, before, after, *, train_set, settings, weight_decay, 
     if parameters is not None:
         raise InvalidParameterError("parameters must be None for a scikit-learn model.")
     model, penalized = estimator_to_torch(est)
-    train = _encode(est, train_set, "train_set")
-    train = as_data(train, "train_set")
     request = _as_request(_encode(est, before, "before"), _encode(est, after, "after"))
-    if train.X.shape[1:] != (model_in := torch.Size([est.coef_.shape[1]])):
-        raise InvalidDataError(
-            f"train_set has features of shape {tuple(train.X.shape[1:])}, the estimator expects "
-            f"{tuple(model_in)}."
-        )
-    lam = _l2_lambda(est, len(train))
+    if verify:
+        train = as_data(_encode(est, train_set, "train_set"), "train_set")
+        if train.X.shape[1:] != (model_in := torch.Size([est.coef_.shape[1]])):
+            raise InvalidDataError(
+                f"train_set has features of shape {tuple(train.X.shape[1:])}, the estimator "
+                f"expects {tuple(model_in)}."
+            )
+        n_train = len(train)
+    else:  # never read: only its size matters
+        train = n_train = count_items(train_set, "train_set")
+    lam = _l2_lambda(est, n_train)
     perturb = cert.attached(est)
     if perturb is not None:
         setattr(model, cert.ATTRIBUTE, perturb)
@@ -173,7 +176,7 @@ def correct_estimator(est, before, after, *, train_set, settings, weight_decay, 
         model, request, train, settings=settings, weight_decay=lam, parameters=None,
         penalized=penalized, epsilon=epsilon, delta=delta, device=resolve_device(device),
         seed=check_random_state(random_state), fixed_sum_penalty=True,
-        hessian_cache=_check_cache(hessian_cache),
+        hessian_cache=_check_cache(hessian_cache), verify=verify,
     )
     new = copy.deepcopy(est)
     fitted = res.model.double().cpu()

@@ -52,7 +52,7 @@ class Step:
     instance: Unlearner | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "indices", tuple(int(i) for i in np.asarray(self.indices).ravel()))
+        object.__setattr__(self, "indices", tuple(np.asarray(self.indices, dtype=np.int64).ravel().tolist()))
         object.__setattr__(self, "params", dict(self.params))
 
     @classmethod

@@ -16,7 +16,7 @@ import torch
 
 import rum
 from rum.data import TensorData
-from rum.exceptions import InvalidParameterError
+from rum.exceptions import InvalidParameterError, RumWarning
 from rum.influence import HessianCache, cache_hessian, fit_convex
 from rum.influence.features import split_frozen_prefix, tail_view
 from rum.influence.workspace import build_workspace
@@ -153,3 +153,114 @@ def test_workspace_leaves_the_callers_model_alone(deep):
     ws.space.write(ws.model, torch.zeros(ws.space.size, dtype=torch.float64))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert ws.finish()[2].weight.dtype == torch.float32
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    """A training set of known size whose items must never be read."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        raise AssertionError("the training set was read")
+
+
+def test_unverified_correction_is_the_one_step_correction_without_reading_train_set(
+        cancer, cancer_model):
+    X, y = cancer
+    idx = np.arange(0, len(y), 33)  # about 3 %
+    req = rum.requests.delete((X, y), idx)
+    cache = cache_hessian(cancer_model, (X, y))
+    with pytest.warns(RumWarning, match="residual is still"):  # one step is not the optimum
+        one = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
+                          hessian_cache=cache, max_steps=1)
+    fast = rum.correct(cancer_model, req, train_set=_Unreadable(len(y)), weight_decay=LAM,
+                       hessian_cache=cache, verify=False)
+    assert torch.allclose(flat(fast.model), flat(one.model), atol=1e-7)
+    assert np.isnan(fast.metrics["residual_norm"]) and np.isnan(fast.metrics["objective_after"])
+    assert fast.metrics["newton_steps"] == 1 and fast.plan.steps[0].params["verify"] is False
+    assert fast.metrics["residual_norm_before"] == pytest.approx(one.metrics["residual_norm_before"])
+    # one step from the cache lands near the exact retrain; verified refinement lands on it
+    keep = np.setdiff1d(np.arange(len(y)), idx)
+    torch.manual_seed(0)
+    ref = fit_convex(torch.nn.Linear(X.shape[1], 2), (X[keep], y[keep]), weight_decay=LAM)
+    full = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache)
+
+    def ratio(model):
+        return float((flat(model) - flat(ref)).norm() / (flat(cancer_model) - flat(ref)).norm())
+
+    assert ratio(full.model) < 1e-3 < ratio(fast.model) < 0.1
+
+
+def test_unverified_correction_of_a_scikit_learn_model():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    clf = LogisticRegression(C=1.0, tol=1e-10, max_iter=2000).fit(X, y)
+    req = rum.requests.delete((X, y), np.arange(0, len(y), 40))
+    cache = cache_hessian(clf, (X, y))
+    a = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache, max_steps=1)
+    b = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache, verify=False)
+    assert np.allclose(a.model.coef_, b.model.coef_, atol=1e-10)
+    assert np.allclose(a.model.intercept_, b.model.intercept_, atol=1e-10)
+
+
+def test_unverified_correction_is_refused_where_it_cannot_hold(cancer, cancer_model):
+    X, y = cancer
+    req = rum.requests.delete((X, y), [0, 1])
+    with pytest.raises(InvalidParameterError, match="needs a hessian_cache"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, verify=False)
+    cache = cache_hessian(cancer_model, (X, y))
+    with pytest.raises(InvalidParameterError, match="max_steps=3"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache,
+                    verify=False, max_steps=3)
+    with pytest.raises(InvalidParameterError, match="certified"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache,
+                    verify=False, epsilon=1.0, delta=1e-5)
+    with pytest.raises(InvalidParameterError, match="verify"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, verify="no")
+
+
+def test_cached_hessian_solve_by_preconditioned_cg_equals_the_dense_solve(cancer, cancer_model,
+                                                                        monkeypatch):
+    """The cache's solve never forms the corrected Hessian; it must give the dense solve's step."""
+    import importlib
+
+    mod = importlib.import_module("rum.influence.correct")
+    X, y = cancer
+    # a deletion: a relabelling leaves a binary logistic Hessian unchanged (it does not
+    # depend on the labels), so the cached preconditioner would be exact
+    req = rum.requests.delete((X, y), np.arange(0, 60, 3))
+    cache = cache_hessian(cancer_model, (X, y))
+    kw = dict(train_set=(X, y), weight_decay=LAM, hessian_cache=cache, max_steps=1)
+    pcg = rum.correct(cancer_model, req, **kw)
+    assert pcg.metrics["solver_iterations"] > 0  # the CG path ran
+    monkeypatch.setattr(HessianCache, "preconditioner", lambda self, reg, n: None)
+    dense = rum.correct(cancer_model, req, **kw)
+    assert dense.metrics["solver_iterations"] == 0
+    assert torch.allclose(flat(pcg.model), flat(dense.model), atol=1e-7)
+    monkeypatch.undo()
+    # a solve that does not converge in time falls back to the dense one
+    monkeypatch.setattr(mod, "CACHED_CG_MAXITER", 1)
+    fallback = rum.correct(cancer_model, req, **kw)
+    assert fallback.metrics["solver_iterations"] == 0
+    assert torch.allclose(flat(fallback.model), flat(dense.model), atol=1e-7)
+
+
+def test_preconditioner_is_refused_for_a_singular_hessian():
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=1000).fit(X, y)  # multinomial, unpenalised intercept
+    p = len(clf.classes_) * (X.shape[1] + 1)
+    mask = torch.ones(p, dtype=torch.float64)
+    mask[-3:] = 0.0  # the intercepts: softmax is unchanged by adding one constant to all three
+    assert cache_hessian(clf, (X, y)).preconditioner(1e-3 * mask, len(y)) is None
+    full = 1e-3 * torch.ones(p, dtype=torch.float64)
+    assert cache_hessian(clf, (X, y)).preconditioner(full, len(y)) is not None

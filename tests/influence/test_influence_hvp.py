@@ -123,3 +123,19 @@ def test_summed_data_hessians_add_up_across_data_sets():
     Ha = Objective(model, space, [Term(a)]).data_hessian(theta)
     Hb = Objective(model, space, [Term(b)]).data_hessian(theta)
     assert torch.allclose(both.hessian_from_data(Ha - Hb), both.hessian(theta), atol=1e-12)
+
+
+def test_data_hvp_operator_is_the_summed_data_hessian():
+    torch.manual_seed(3)
+    models = (torch.nn.Linear(4, 3).double(), torch.nn.Linear(4, 3, bias=False).double(),
+              BinaryLogit(4).double(), _tiny_mlp().eval())
+    for model in models:
+        k = 2 if isinstance(model, BinaryLogit) else 3
+        data = TensorData(torch.randn(25, 4, dtype=torch.float64), torch.randint(0, k, (25,)))
+        space = ParamSpace.of(model, select_parameters(model))
+        obj = Objective(model, space, [Term(data), Term(data.subset([1, 4]), -1.0)], batch_size=6)
+        theta = space.read(model)
+        H = obj._data_hessian_from_hvps(theta, 256)
+        op = obj.data_hvp_operator(theta)
+        for v in torch.randn(3, space.size, dtype=torch.float64):
+            assert torch.allclose(op(v), H @ v, atol=1e-12), type(model).__name__

@@ -75,3 +75,19 @@ def test_solvers_agree_on_a_tiny_model_hessian():
                          depth=500, tol=1e-10)
     for x in (x_d, x_c, x_l):
         assert torch.linalg.vector_norm(x - ref) / torch.linalg.vector_norm(ref) < 1e-4
+
+
+def test_preconditioned_cg_solves_the_system_in_fewer_products():
+    A, v = _spd(40, 3, cond=1e4)
+    want = torch.linalg.solve(A, v)
+    x, plain = solve_cg(lambda u: A @ u, v, tol=1e-12, maxiter=500)
+    # the inverse of a nearby matrix (A plus a rank-3 term, as when a few items
+    # leave a cached Hessian): CG then needs about rank + 1 products
+    U = torch.randn(40, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    inv = torch.linalg.inv(A + 10.0 * U @ U.T)
+    xp, pre = solve_cg(lambda u: A @ u, v, tol=1e-12, maxiter=500, precondition=lambda u: inv @ u)
+    assert torch.allclose(x, want, atol=1e-8) and torch.allclose(xp, want, atol=1e-8)
+    assert pre.residual <= 1e-12 and pre.iterations <= 5 < plain.iterations
+    exact = torch.linalg.inv(A)
+    _, one = solve_cg(lambda u: A @ u, v, tol=1e-10, precondition=lambda u: exact @ u)
+    assert one.iterations == 1
