@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from rum.exceptions import (
     EmptyDataError,
@@ -293,8 +293,8 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
 def count_items(obj: Any, name: str = "data") -> int:
     """The number of items in data of any form :func:`as_data` reads, without converting it.
 
-    ``(X, y)`` pairs, datasets and loaders over a sized dataset are counted
-    without touching their values; other forms are converted and counted.
+    ``(X, y)`` pairs, sized datasets and loaders with a sized sampler are
+    counted without touching their values; other forms are converted and counted.
 
     Example:
         >>> import numpy as np
@@ -310,9 +310,13 @@ def count_items(obj: Any, name: str = "data") -> int:
                 f"{name}: X has {n_x} rows but y has {n_y} labels; they must match."
             )
         return n_y
-    sized = obj.dataset if isinstance(obj, DataLoader) else obj
-    if isinstance(sized, Dataset) and hasattr(sized, "__len__"):
-        return len(sized)
+    if isinstance(obj, DataLoader):
+        # a loader yields what its sampler picks (a subset, with replacement...), not its dataset
+        batches = obj.batch_sampler
+        if isinstance(batches, BatchSampler) and not batches.drop_last and hasattr(batches.sampler, "__len__"):
+            return len(batches.sampler)
+    elif isinstance(obj, Dataset) and hasattr(obj, "__len__"):
+        return len(obj)
     return len(as_data(obj, name, allow_empty=True))
 
 

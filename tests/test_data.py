@@ -64,6 +64,15 @@ def test_count_items_counts_every_form_like_as_data(obj):
     assert count_items(obj, "train_set") == len(as_data(obj, "train_set")) == len(Y)
 
 
+def test_count_items_counts_what_a_loader_yields():
+    from torch.utils.data import SubsetRandomSampler
+
+    ds = TensorDataset(torch.tensor(X), torch.tensor(Y))
+    for loader in (DataLoader(ds, sampler=SubsetRandomSampler([0, 2, 4])),
+                   DataLoader(ds, batch_size=4, drop_last=True)):
+        assert count_items(loader, "train_set") == len(as_data(loader, "train_set")) < len(Y)
+
+
 def test_count_items_checks_pair_lengths():
     with pytest.raises(InvalidDataError, match="train_set: X has 6 rows but y has 5"):
         count_items((X, Y[:5]), "train_set")

@@ -9,7 +9,7 @@ part once (at training time, or once before a request), with the summed loss
 and gradient; ``rum.correct(..., hessian_cache=cache)`` then touches only the
 affected items to build the corrected Hessian and the objective before the
 update, and makes one pass over the training set per Newton step to measure
-the gradient residual it reports.
+the gradient residual it reports (none with ``verify=False``).
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ class HessianCache:
     def preconditioner(self, reg: torch.Tensor, n: float) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """``u -> A^-1 u`` with ``A = data_hessian / n + diag(reg)``.
 
-        ``A^-1`` (from a Cholesky factor: one matrix-vector product per use) is computed at the first call on a device and dtype and kept:
-        later requests on this cache reuse it as a preconditioner, for which a
-        slightly different ``n`` or ``reg`` does not matter. ``None`` where
+        ``A^-1`` is computed (from a Cholesky factor) at the first call on a
+        device and dtype, and kept: later requests on this cache reuse it, as
+        a preconditioner, for which a slightly different ``n`` or ``reg`` does
+        not matter. Each use is one matrix-vector product. ``None`` where
         ``A`` is not safely positive definite (e.g. an unpenalised softmax
         intercept, whose Hessian is singular).
         """
