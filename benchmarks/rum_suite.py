@@ -41,11 +41,16 @@ SCENARIOS = [
 
 def memorization(task: Task, seed: int, n_runs: int) -> np.ndarray:
     """Feldman-Zhang memorization of every training item (cached on disk)."""
+    return np.nan_to_num(feldman_zhang_result(task, seed, n_runs).memorization, nan=0.0)
+
+
+def feldman_zhang_result(task: Task, seed: int, n_runs: int):
+    """The whole Feldman-Zhang estimate (``p_in``, ``p_out``...; cached on disk)."""
     from rum.profiler.feldman_zhang import TorchTrainer, feldman_zhang
 
     CACHE.mkdir(exist_ok=True)
     ckpt = CACHE / f"fz_{task.name}_s{seed}_r{n_runs}.npz"
-    res = feldman_zhang(
+    return feldman_zhang(
         TorchTrainer(task.make_model, **task.recipe),
         (task.X_train, task.y_train),
         n_runs=n_runs,
@@ -53,7 +58,6 @@ def memorization(task: Task, seed: int, n_runs: int) -> np.ndarray:
         checkpoint=ckpt,
         random_state=seed,
     )
-    return np.nan_to_num(res.memorization, nan=0.0)
 
 
 def make_scenarios(task: Task, mem: np.ndarray, seed: int, names: list[str]) -> dict[str, np.ndarray]:

@@ -12,3 +12,21 @@ def test_quick_suite_reports_rum_auto_and_singles_against_retrain():
     assert "| method | random | mem-high | mixed |" in text
     assert "- RUM: ToW >= best single unlearner on" in text
     assert "time" in text and "x retrain" in text
+
+
+def test_auto_target_estimators_are_the_brute_force_neighbour_agreement():
+    import numpy as np
+    import torch
+
+    from benchmarks.auto_targets import K, first_hidden, label_agreement
+
+    g = torch.Generator().manual_seed(0)
+    keys, query = torch.randn(60, 5, generator=g), torch.randn(7, 5, generator=g)
+    yk, yq = torch.randint(0, 3, (60,), generator=g), torch.randint(0, 3, (7,), generator=g)
+    cos = torch.nn.functional.normalize(query, dim=1) @ torch.nn.functional.normalize(keys, dim=1).T
+    nearest = cos.topk(K, dim=1).indices
+    want = (yk[nearest] == yq[:, None]).float().mean(1).numpy()
+    np.testing.assert_allclose(label_agreement(query, yq, keys, yk), want)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    assert torch.equal(first_hidden(net, keys), torch.relu(net[0](keys)).detach())
+    assert first_hidden(torch.nn.Sequential(torch.nn.Linear(5, 2)), keys) is None

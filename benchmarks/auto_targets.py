@@ -1,0 +1,148 @@
+"""How well does ``auto``'s oracle-free target predict what a retrained model gets right?
+
+    python -m benchmarks.auto_targets            # 3 tasks x 9 scenarios x 3 seeds
+    python -m benchmarks.auto_targets --quick    # digits, 1 seed
+
+The ``auto`` policy scores its trials against a per-item target: the
+probability that a model which never saw the item classifies it correctly,
+estimated without any retraining (see :mod:`rum.planner.auto`). This
+benchmark measures that estimate directly, against the Feldman-Zhang
+estimate of the same quantity, ``p_out``: each item's accuracy over the runs
+that did not train on it (16 runs on 70 % subsets; the RUM suite's cached
+runs). A target that is too high makes ``auto`` leave memorised items alone;
+too low, and it unlearns ordinary ones. It costs no unlearning runs, so a new
+target can be compared here before the whole suite is re-run.
+
+Estimators, each the fraction of an item's 20 nearest retain items (cosine
+similarity) that carry its label, in three spaces:
+
+* ``embedding``: the trained model's penultimate layer (``auto``'s target);
+* ``input``: the centred input features;
+* ``first hidden``: the output of the model's first activation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.rum_suite import CACHE, SCENARIOS, ci, feldman_zhang_result, make_scenarios
+from benchmarks.tasks import load_task, train
+from rum.data import as_data
+from rum.planner.auto import neighbour_targets
+from rum.profiler.proxies import StreamingTopK, neighbor_disagreement
+
+ACTIVATIONS = (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh, torch.nn.Sigmoid)
+K = 20
+
+
+def label_agreement(query: torch.Tensor, yq: torch.Tensor, keys: torch.Tensor, yk: torch.Tensor) -> np.ndarray:
+    """Per query, the fraction of its ``K`` most cosine-similar keys that share its label."""
+    knn = StreamingTopK(query, min(K, len(keys)))
+    knn.update(keys, yk)
+    return 1.0 - neighbor_disagreement(knn.labels, yq)
+
+
+def first_hidden(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor | None:
+    """The output of the first activation of an ``nn.Sequential`` (``None`` if it has none)."""
+    if not isinstance(model, torch.nn.Sequential):
+        return None
+    for i, layer in enumerate(model):
+        if isinstance(layer, ACTIVATIONS):
+            with torch.no_grad():
+                return model[: i + 1](X).reshape(len(X), -1)
+    return None
+
+
+def estimates(task, idx: np.ndarray) -> dict[str, np.ndarray]:
+    X = torch.as_tensor(task.X_train).float()
+    y = torch.as_tensor(task.y_train)
+    keep = np.setdiff1d(np.arange(len(y)), idx)
+    model = task.model.eval()
+    forget = as_data((task.X_train[idx], task.y_train[idx]), "forget")
+    retain = as_data((task.X_train[keep], task.y_train[keep]), "retain")
+    flat = X.reshape(len(X), -1)
+    flat = flat - flat.mean(0)
+    out = {
+        "embedding": neighbour_targets(model, forget, retain, k=K),
+        "input": label_agreement(flat[idx], y[idx], flat[keep], y[keep]),
+    }
+    hidden = first_hidden(model, X)
+    if hidden is not None:
+        out["first hidden"] = label_agreement(hidden[idx], y[idx], hidden[keep], y[keep])
+    return out
+
+
+def run_task(name: str, seeds: list[int], scen_names: list[str], fz_runs: int) -> str:
+    per = {}  # (scenario, estimator) -> list over seeds of (mean estimate, mean p_out, item MAE)
+    for seed in seeds:
+        task = train(load_task(name, seed), seed, "cpu")
+        fz = feldman_zhang_result(task, seed, fz_runs)
+        mem = np.nan_to_num(fz.memorization, nan=0.0)
+        truth_all = fz.p_out
+        for sname, idx in make_scenarios(task, mem, seed, scen_names).items():
+            truth = truth_all[idx]
+            ok = ~np.isnan(truth)
+            for est, values in estimates(task, idx).items():
+                per.setdefault((sname, est), []).append(
+                    (values[ok].mean(), truth[ok].mean(), np.abs(values[ok] - truth[ok]).mean())
+                )
+        print(f"  {name} seed {seed}: done", flush=True)
+    names = list(dict.fromkeys(e for _, e in per))
+    lines = [
+        f"#### {name}: mean target per scenario against p_out (mean ± 95 % CI over {len(seeds)} seed(s))\n",
+        "| scenario | p_out (Feldman-Zhang) | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for s in scen_names:
+        mu, h = ci([r[1] for r in per[(s, names[0])]])
+        cells = [f"{mu:.3f} ± {h:.3f}"]
+        for e in names:
+            m, he = ci([r[0] for r in per[(s, e)]])
+            cells.append(f"{m:.3f} ± {he:.3f}")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    set_err = {e: np.mean([abs(np.mean([r[0] for r in per[(s, e)]]) - np.mean([r[1] for r in per[(s, e)]]))
+                           for s in scen_names]) for e in names}
+    item_err = {e: np.mean([np.mean([r[2] for r in per[(s, e)]]) for s in scen_names]) for e in names}
+    lines.append("| mean \\|set mean - p_out\\| | | " + " | ".join(f"{set_err[e]:.3f}" for e in names) + " |")
+    lines.append("| mean per-item \\|target - p_out\\| | | " + " | ".join(f"{item_err[e]:.3f}" for e in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    from benchmarks._report import machine, write_section
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="digits, one seed")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
+    ap.add_argument("--fz-runs", type=int, default=16, help="Feldman-Zhang runs (16: the suite's cache)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    tasks = ["digits"] if args.quick else ["digits", "tabular", "mnist1d"]
+    seeds = [0] if args.quick else [0, 1, 2]
+    fz_runs = args.fz_runs
+    if not all((CACHE / f"fz_{t}_s{s}_r{fz_runs}.npz").exists() for t in tasks for s in seeds):
+        print("Feldman-Zhang runs are not cached yet: they are trained first (minutes per task).")
+    t0 = time.perf_counter()
+    parts = [run_task(t, seeds, SCENARIOS, fz_runs) for t in tasks]
+    cmd = "python -m benchmarks.auto_targets" + (" --quick" if args.quick else "")
+    text = (
+        "## auto's target against Feldman-Zhang\n\n"
+        f"Command: `{cmd}`  \nMachine: {machine()}  \nWall time: {time.perf_counter() - t0:.0f} s. "
+        "Scenarios as in the RUM suite (10 % of the training set each). p_out: accuracy on the "
+        f"item over the Feldman-Zhang runs that left it out ({fz_runs} runs on 70 % subsets). "
+        "The other columns estimate it without retraining (fraction of the 20 nearest retain "
+        "items sharing the label, in each space); `embedding` is the target `auto` uses.\n\n"
+        + "\n".join(parts)
+    )
+    if not args.no_write:
+        write_section("auto-targets" + ("-quick" if args.quick else ""), text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
