@@ -458,8 +458,9 @@ def correct(
         delta: the certificate's delta (pass it with ``epsilon``).
         hessian_cache: a :class:`rum.influence.HessianCache` of this model
             on ``train_set`` (:func:`rum.influence.cache_hessian`): the exact
-            solver then builds the corrected Hessian from the affected items
-            alone instead of a pass over the training set.
+            solver then applies the corrected Hessian as the cached one plus
+            the affected items' part (by CG preconditioned with the cache),
+            instead of a pass over the training set.
         verify: measure the gradient residual (and refine, for linear
             models) with passes over ``train_set``. ``verify=False`` needs a
             ``hessian_cache`` and makes one Newton step from it that touches
