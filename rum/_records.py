@@ -88,7 +88,10 @@ def jsonable(value: Any) -> Any:
 
 def float_array(values: Any) -> np.ndarray:
     """A read-only float64 array; ``None`` entries become NaN."""
-    arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        arr = values.astype(np.float64)  # a copy: the caller's array stays writable and theirs
+    else:
+        arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     arr.setflags(write=False)
     return arr
 

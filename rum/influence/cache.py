@@ -88,24 +88,34 @@ class HessianCache:
         return (f"HessianCache(n={self.n}, parameters={list(self.parameters)}, "
                 f"size={p}x{p}, seconds={self.seconds:.3g})")
 
-    def check(self, space: ParamSpace, theta: torch.Tensor, n: int) -> None:
-        """Raise ``InvalidParameterError`` unless this cache belongs to these weights and data."""
-        problems = []
+    def check(self, space: ParamSpace, theta: torch.Tensor, n: int, *, stale_ok: bool = False) -> bool:
+        """Raise ``InvalidParameterError`` unless this cache can serve these weights and data.
+
+        Returns whether it is *stale*: computed at other weights or on a
+        training set of another size (an earlier model in a chain of
+        corrections). A stale cache is accepted only with ``stale_ok``; its
+        parameters must always be the ones the correction updates.
+        """
         if tuple(space.names) != self.parameters:
-            problems.append(f"it covers parameters {list(self.parameters)}, the correction "
-                            f"updates {list(space.names)}")
-        if n != self.n:
-            problems.append(f"it was computed on {self.n} training items, train_set has {n}")
-        elif theta.numel() != self.theta.numel() or not torch.equal(
-            theta.detach().to("cpu", torch.float64), self.theta.to("cpu")
-        ):
-            problems.append("the model's weights differ from those it was computed at "
-                            "(a cache is valid for one model: rebuild it after each correction)")
-        if problems:
             raise InvalidParameterError(
-                "hessian_cache does not match: " + "; ".join(problems) + ". Build it with "
-                "rum.influence.cache_hessian(model, train_set, parameters=...) for this model."
+                f"hessian_cache does not match: it covers parameters {list(self.parameters)}, the "
+                f"correction updates {list(space.names)}. Build it with "
+                "rum.influence.cache_hessian(model, train_set, parameters=...) with the same parameters."
             )
+        if n != self.n:
+            problem = f"it was computed on {self.n} training items, train_set has {n}"
+        elif not torch.equal(theta.detach().to("cpu", torch.float64), self.theta.to("cpu")):
+            problem = "the model's weights differ from those it was computed at"
+        else:
+            return False
+        if not stale_ok:
+            raise InvalidParameterError(
+                f"hessian_cache does not match: {problem}. A cache from an earlier model serves "
+                "only verified corrections that refine (verify=True and max_steps > 1, the "
+                "default for linear models) without a certificate; otherwise build it for this "
+                "model with rum.influence.cache_hessian(model, train_set, parameters=...)."
+            )
+        return True
 
 
 def cache_hessian(
@@ -128,7 +138,9 @@ def cache_hessian(
     Returns:
         HessianCache: pass it as ``rum.correct(..., hessian_cache=cache)``
         with the same model, ``train_set`` and ``parameters``. The corrected
-        model has other weights, so a cache serves one correction of one model.
+        model has other weights; for it (and the next links of a chain of
+        corrections) the cache still serves verified corrections as an
+        approximate Hessian and preconditioner, but not ``verify=False``.
 
     Example:
         >>> import numpy as np, rum

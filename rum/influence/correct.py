@@ -181,19 +181,21 @@ CACHED_CG_TOL = 1e-12
 CACHED_CG_MAXITER = 100
 
 
-def _cached_hessian_operator(obj: Objective, diff: Objective, base_hessian: torch.Tensor,
-                             theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def _hessian_operator(obj: Objective, theta: torch.Tensor, diff: Objective | None = None,
+                      cached: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """``v -> H~ v`` for the corrected objective at ``theta`` without forming ``H~``.
 
-    The corrected data Hessian is the cached training set's plus the affected
-    items' part; both are applied to ``v`` and the regulariser added, as in
-    :meth:`Objective.hessian_from_data`.
+    With ``cached`` (the training set's summed data Hessian) the data part is
+    that matrix plus ``diff``'s items; otherwise products run over ``obj``'s
+    data (closed form for linear models: ``O(n p)`` each). The regulariser is
+    added as in :meth:`Objective.hessian_from_data`.
     """
-    items = diff.data_hvp_operator(theta)
+    items = (obj if cached is None else diff).data_hvp_operator(theta)
     reg = obj.weight_decay * obj.mask
 
     def matvec(v: torch.Tensor) -> torch.Tensor:
-        return (base_hessian @ v + items(v)) / obj.n + reg * v
+        data = items(v) if cached is None else cached @ v + items(v)
+        return data / obj.n + reg * v
 
     return matvec
 
@@ -214,6 +216,7 @@ def run_correction(
     ctx: RunContext | None = None,
     track_last: bool = False,
     base: tuple[float, torch.Tensor, torch.Tensor] | None = None,
+    approx_hessian: torch.Tensor | None = None,
     precondition: Callable[[torch.Tensor], torch.Tensor] | None = None,
     verify: bool = True,
 ) -> Outcome:
@@ -235,7 +238,14 @@ def run_correction(
             value, gradient and (exact solver) Hessian at those weights are
             then the base plus the affected items' part: no pass over the
             training set before the first step.
-        precondition: with ``base``, an approximate inverse of the corrected
+        approx_hessian: without ``base``, a summed data Hessian of the
+            training set at *other* weights (a stale cache, from an earlier
+            model in a chain of corrections). With the affected items' part
+            at the current weights it stands in for the exact Hessian of the
+            first (chord) steps; the residual passes and refinement keep the
+            result exact, and the exact Hessian is computed only if those
+            steps stop contracting.
+        precondition: with ``base`` or ``approx_hessian``, an approximate inverse of the corrected
             Hessian (:meth:`rum.influence.HessianCache.preconditioner`). The
             exact solver then never forms the corrected Hessian: it applies
             it as ``base`` times a vector plus the affected items' products,
@@ -264,15 +274,17 @@ def run_correction(
     out.residual_before = float(g.norm())
     theta = theta0
     H = None
-    chord = None  # the corrected Hessian at theta0 as a function (with base and precondition)
+    chord = None  # the corrected Hessian at theta0 as a function (from a cache, with precondition)
+    cached = base[2] if base is not None else approx_hessian  # the training set's summed part
 
     def dense_at_start() -> torch.Tensor:
-        return obj.hessian_from_data(base[2] + diff.data_hessian(theta0))
+        return obj.hessian_from_data(cached + diff.data_hessian(theta0))
 
+    dense_of_chord = dense_at_start  # the dense matrix the chord operator applies
     if s.solver == "exact" and s.order == 2:
-        if base is not None and precondition is not None:
-            chord = _cached_hessian_operator(obj, diff, base[2], theta0)
-        elif base is not None:
+        if cached is not None and precondition is not None:
+            chord = _hessian_operator(obj, theta0, diff, cached)
+        elif cached is not None:
             H = dense_at_start()
         else:
             H = obj.hessian(theta0)
@@ -289,7 +301,11 @@ def run_correction(
             if norm <= s.tol:
                 break
             if (H is not None or chord is not None) and norm > CHORD_CONTRACTION * prev_norm:
-                H, chord = obj.hessian(theta), None
+                if chord is not None:  # Newton-CG on the exact Hessian here, same preconditioner
+                    chord = _hessian_operator(obj, theta)
+                    dense_of_chord = lambda at=theta: obj.hessian(at)  # noqa: E731
+                else:
+                    H = obj.hessian(theta)
             prev_norm = norm
         if s.order == 1:
             step = -s.tau * v
@@ -300,7 +316,7 @@ def run_correction(
                 x, info = solve_cg(chord, v, damping=s.damping, tol=CACHED_CG_TOL,
                                    maxiter=CACHED_CG_MAXITER, precondition=precondition)
                 if info.diverged or info.negative_curvature or info.residual > CACHED_CG_TOL:
-                    H, chord, info = dense_at_start(), None, None
+                    H, chord, info = dense_of_chord(), None, None
             if info is None:
                 x, info = _solve(obj, theta, v, s, generator, H)
             step = -x
@@ -610,13 +626,15 @@ def correct_torch(
         settings = copy.copy(settings)
         settings.solver = "exact"
     s = settings.resolve(convex, space.size, ws.linear_tail)
+    stale = False
     if hessian_cache is not None:
         if s.solver != "exact" or s.order != 2:
             raise InvalidParameterError(
                 "hessian_cache is used by the exact second-order solver only; leave solver='auto' "
                 "(or 'exact') and order=2, or drop hessian_cache."
             )
-        hessian_cache.check(space, space.read(work), n_old)
+        refines = verify and s.max_steps > 1 and epsilon is None and perturb is None
+        stale = hessian_cache.check(space, space.read(work), n_old, stale_ok=refines)
 
     if epsilon is not None:
         cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
@@ -653,14 +671,16 @@ def correct_torch(
         "forget_acc_before": _accuracy(work, before_d),
         "after_acc_before": _accuracy(work, after_d),
     }
-    base = precondition = None
+    base = approx = precondition = None
     if hessian_cache is not None:
         base = hessian_cache.on(device, dtype)
         precondition = hessian_cache.preconditioner(obj.weight_decay * obj.mask + s.damping, obj.n)
+        if stale:  # its sums describe another model: only its Hessian helps, rescaled to n
+            approx, base = base[2] * (n_old / hessian_cache.n), None
     out = run_correction(
         obj, diff, shrink, s, convex=ws.linear, generator=gen,
         track_last=epsilon is not None or perturb is not None,
-        base=base, precondition=precondition, verify=verify,
+        base=base, approx_hessian=approx, precondition=precondition, verify=verify,
     )
     if out.diverged:
         warnings.warn(

@@ -131,21 +131,48 @@ def test_hessian_cache_works_for_scikit_learn_and_deep_last_layers(cancer, deep)
     assert torch.allclose(flat(c.model), flat(a.model), atol=1e-6)
 
 
-def test_a_mismatched_hessian_cache_is_refused(cancer, cancer_model):
+def test_a_mismatched_hessian_cache_is_refused_where_it_cannot_serve(cancer, cancer_model):
     X, y = cancer
     req = rum.requests.delete((X, y), [0])
     cache = cache_hessian(cancer_model, (X, y))
     other = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM).model
-    with pytest.raises(InvalidParameterError, match="weights differ"):
-        rum.correct(other, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache)
+    for kw in ({"verify": False}, {"max_steps": 1}):
+        with pytest.raises(InvalidParameterError, match="weights differ"):
+            rum.correct(other, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache, **kw)
     with pytest.raises(InvalidParameterError, match="training items"):
         rum.correct(cancer_model, rum.requests.delete((X[:-1], y[:-1]), [0]),
-                    train_set=(X[:-1], y[:-1]), weight_decay=LAM, hessian_cache=cache)
+                    train_set=(X[:-1], y[:-1]), weight_decay=LAM, hessian_cache=cache, verify=False)
+    with pytest.raises(InvalidParameterError, match="covers parameters"):
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, parameters=["bias"],
+                    hessian_cache=cache)
     with pytest.raises(InvalidParameterError, match="exact second-order"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg",
                     hessian_cache=cache)
     with pytest.raises(InvalidParameterError, match="HessianCache"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache="cache")
+
+
+def test_a_cache_from_an_earlier_model_serves_a_chain_of_verified_corrections(
+        cancer, cancer_model, monkeypatch):
+    """The second link of a chain reuses the first model's cache and still lands on the optimum."""
+    from rum.influence.objective import Objective
+
+    X, y = cancer
+    cache = cache_hessian(cancer_model, (X, y))
+    first = rum.correct(cancer_model, rum.requests.delete((X, y), np.arange(0, 40, 2)),
+                        train_set=(X, y), weight_decay=LAM, hessian_cache=cache)
+    keep = np.setdiff1d(np.arange(len(y)), np.arange(0, 40, 2))
+    X1, y1 = X[keep], y[keep]
+    req = rum.requests.delete((X1, y1), np.arange(100, 130))
+    plain = rum.correct(first.model, req, train_set=(X1, y1), weight_decay=LAM)
+
+    def no_full_hessian(self, theta, chunk=256):
+        raise AssertionError("the exact Hessian was rebuilt")
+
+    monkeypatch.setattr(Objective, "hessian", no_full_hessian)
+    chained = rum.correct(first.model, req, train_set=(X1, y1), weight_decay=LAM, hessian_cache=cache)
+    assert chained.metrics["residual_norm"] < 1e-8 and chained.metrics["solver_iterations"] > 0
+    assert torch.allclose(flat(chained.model), flat(plain.model), atol=1e-6)
 
 
 def test_workspace_leaves_the_callers_model_alone(deep):
