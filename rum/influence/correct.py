@@ -476,7 +476,9 @@ def correct(
             on ``train_set`` (:func:`rum.influence.cache_hessian`): the exact
             solver then applies the corrected Hessian as the cached one plus
             the affected items' part (by CG preconditioned with the cache),
-            instead of a pass over the training set.
+            instead of a pass over the training set. A cache of an earlier
+            model (a chain of corrections) still serves verified corrections
+            that refine, as an approximate Hessian and preconditioner.
         verify: measure the gradient residual (and refine, for linear
             models) with passes over ``train_set``. ``verify=False`` needs a
             ``hessian_cache`` and makes one Newton step from it that touches
