@@ -21,6 +21,7 @@ The update (Warnecke et al., NDSS 2023, in rum's mean-loss convention; see
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import warnings
@@ -245,8 +246,9 @@ def run_correction(
             first (chord) steps; the residual passes and refinement keep the
             result exact, and the exact Hessian is computed only if those
             steps stop contracting.
-        precondition: with ``base`` or ``approx_hessian``, an approximate inverse of the corrected
-            Hessian (:meth:`rum.influence.HessianCache.preconditioner`). The
+        precondition: with ``base`` or ``approx_hessian``, an approximate
+            inverse of the corrected Hessian
+            (:meth:`rum.influence.HessianCache.preconditioner`). The
             exact solver then never forms the corrected Hessian: it applies
             it as ``base`` times a vector plus the affected items' products,
             by preconditioned CG to a relative residual of
@@ -303,7 +305,7 @@ def run_correction(
             if (H is not None or chord is not None) and norm > CHORD_CONTRACTION * prev_norm:
                 if chord is not None:  # Newton-CG on the exact Hessian here, same preconditioner
                     chord = _hessian_operator(obj, theta)
-                    dense_of_chord = lambda at=theta: obj.hessian(at)  # noqa: E731
+                    dense_of_chord = functools.partial(obj.hessian, theta)
                 else:
                     H = obj.hessian(theta)
             prev_norm = norm
