@@ -213,6 +213,11 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _check_same_length(n_x: int, n_y: int, name: str) -> None:
+    if n_x != n_y:
+        raise InvalidDataError(f"{name}: X has {n_x} rows but y has {n_y} labels; they must match.")
+
+
 def _all_finite(X: torch.Tensor) -> bool:
     """Whether every entry of ``X`` is finite.
 
@@ -257,10 +262,7 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
         )
     if X.dim() == 0:
         raise InvalidDataError(f"{name}: X must have one row per item, got a scalar.")
-    if X.shape[0] != y.shape[0]:
-        raise InvalidDataError(
-            f"{name}: X has {X.shape[0]} rows but y has {y.shape[0]} labels; they must match."
-        )
+    _check_same_length(X.shape[0], y.shape[0], name)
     if len(y) == 0:
         if not allow_empty:
             raise EmptyDataError(f"{name} is empty; it must contain at least one item.")
@@ -304,12 +306,8 @@ def count_items(obj: Any, name: str = "data") -> int:
     if isinstance(obj, TensorData):
         return len(obj)
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(hasattr(v, "__len__") for v in obj):
-        n_x, n_y = len(obj[0]), len(obj[1])
-        if n_x != n_y:
-            raise InvalidDataError(
-                f"{name}: X has {n_x} rows but y has {n_y} labels; they must match."
-            )
-        return n_y
+        _check_same_length(len(obj[0]), len(obj[1]), name)
+        return len(obj[1])
     if isinstance(obj, DataLoader):
         # a loader yields what its sampler picks (a subset, with replacement...), not its dataset
         batches = obj.batch_sampler

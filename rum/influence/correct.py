@@ -667,8 +667,8 @@ def correct_torch(
         n=n_new,
     )
     diff = Objective(
-        ws.module, space, [Term(before_f, -1.0), Term(after_f, 1.0)],
-        weight_decay=weight_decay, penalized=penalized, batch_size=s.batch_size, n=n_new,
+        ws.module, space, terms, weight_decay=weight_decay, penalized=penalized,
+        batch_size=s.batch_size, n=n_new,
     )
     gen = torch.Generator().manual_seed(seed)
     acc = {

@@ -268,29 +268,34 @@ def _with_ones(x: torch.Tensor, has_bias: bool) -> torch.Tensor:
     return xf
 
 
-def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
-    """Closed-form summed loss and gradient for a single ``nn.Linear`` (or ``BinaryLogit``)."""
+def _logit_batches(obj: Objective, theta: torch.Tensor):
+    """``(term weight, x, y, logits)`` per batch of every term, at ``theta``, without autograd."""
     from torch.func import functional_call
 
-    lay = _linear_layout(obj)
-    if lay is None:
-        return None
     params = {**obj.fixed, **obj.space.unflatten(theta)}
-    gw = torch.zeros(lay.K, lay.d, dtype=theta.dtype, device=theta.device)
-    gb = torch.zeros(lay.K, dtype=theta.dtype, device=theta.device)
-    total = 0.0
     with torch.no_grad():
         for t in obj.terms:
             for x, y in t.data.batches(obj.batch_size):
-                out = functional_call(obj.model, params, (x,))
-                logp = torch.log_softmax(out, dim=1)
-                total += t.weight * float(-logp.gather(1, y[:, None]).sum())
-                r = logp.exp()
-                r[torch.arange(len(y), device=r.device), y] -= 1.0  # dCE/dlogits
-                if lay.binary:
-                    r = r[:, 1:]
-                gw += t.weight * (r.T @ x.reshape(len(x), -1))
-                gb += t.weight * r.sum(0)
+                yield t.weight, x, y, functional_call(obj.model, params, (x,))
+
+
+def _linear_sums(obj: Objective, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+    """Closed-form summed loss and gradient for a single ``nn.Linear`` (or ``BinaryLogit``)."""
+    lay = _linear_layout(obj)
+    if lay is None:
+        return None
+    gw = torch.zeros(lay.K, lay.d, dtype=theta.dtype, device=theta.device)
+    gb = torch.zeros(lay.K, dtype=theta.dtype, device=theta.device)
+    total = 0.0
+    for w, x, y, out in _logit_batches(obj, theta):
+        logp = torch.log_softmax(out, dim=1)
+        total += w * float(-logp.gather(1, y[:, None]).sum())
+        r = logp.exp()
+        r[torch.arange(len(y), device=r.device), y] -= 1.0  # dCE/dlogits
+        if lay.binary:
+            r = r[:, 1:]
+        gw += w * (r.T @ x.reshape(len(x), -1))
+        gb += w * r.sum(0)
     g = gw.reshape(-1)
     return total, (torch.cat([g, gb]) if lay.has_bias else g)
 
@@ -302,23 +307,17 @@ def _linear_hvp_operator(obj: Objective, theta: torch.Tensor) -> Callable[[torch
     ``s (1 - s)`` (binary); the product with ``v`` is the change of the logits
     along ``v``, pushed through it and back onto the weights.
     """
-    from torch.func import functional_call
-
     lay = _linear_layout(obj)
     if lay is None:
         return None
-    params = {**obj.fixed, **obj.space.unflatten(theta)}
     parts = []
-    with torch.no_grad():
-        for t in obj.terms:
-            for x, _ in t.data.batches(obj.batch_size):
-                out = functional_call(obj.model, params, (x,))
-                if lay.binary:
-                    s = torch.sigmoid(out[:, 1] - out[:, 0])
-                    curv = (s * (1 - s))[:, None]
-                else:
-                    curv = torch.softmax(out, dim=1)
-                parts.append((t.weight, x.reshape(len(x), -1), curv))
+    for w, x, _, out in _logit_batches(obj, theta):
+        if lay.binary:
+            s = torch.sigmoid(out[:, 1] - out[:, 0])
+            curv = (s * (1 - s))[:, None]
+        else:
+            curv = torch.softmax(out, dim=1)
+        parts.append((w, x.reshape(len(x), -1), curv))
     nw = lay.K * lay.d
 
     def op(v: torch.Tensor) -> torch.Tensor:
@@ -343,30 +342,24 @@ def _linear_hvp_operator(obj: Objective, theta: torch.Tensor) -> Callable[[torch
 
 def _linear_hessian(obj: Objective, theta: torch.Tensor) -> torch.Tensor | None:
     """Closed-form summed data Hessian for a single ``nn.Linear`` (or ``BinaryLogit``)."""
-    from torch.func import functional_call
-
     lay = _linear_layout(obj)
     if lay is None:
         return None
     K, d, has_bias, binary = lay.K, lay.d, lay.has_bias, lay.binary
     dp = d + int(has_bias)
-    params = {**obj.fixed, **obj.space.unflatten(theta)}
     H4 = torch.zeros(K, dp, K, dp, dtype=theta.dtype, device=theta.device)
-    with torch.no_grad():
-        for t in obj.terms:
-            for x, _ in t.data.batches(obj.batch_size):
-                out = functional_call(obj.model, params, (x,))
-                xf = _with_ones(x, has_bias)
-                if binary:
-                    sig = torch.sigmoid(out[:, 1] - out[:, 0])
-                    H4[0, :, 0, :] += t.weight * (xf.T * (sig * (1 - sig))) @ xf
-                    continue
-                P = torch.softmax(out, dim=1)
-                D = torch.einsum("ik,ia,ib->kab", P, xf, xf)
-                M = (P[:, :, None] * xf[:, None, :]).reshape(len(x), K * dp)
-                H4 -= t.weight * (M.T @ M).reshape(K, dp, K, dp)
-                idx = torch.arange(K)
-                H4[idx, :, idx, :] += t.weight * D
+    for w, x, _, out in _logit_batches(obj, theta):
+        xf = _with_ones(x, has_bias)
+        if binary:
+            sig = torch.sigmoid(out[:, 1] - out[:, 0])
+            H4[0, :, 0, :] += w * (xf.T * (sig * (1 - sig))) @ xf
+            continue
+        P = torch.softmax(out, dim=1)
+        D = torch.einsum("ik,ia,ib->kab", P, xf, xf)
+        M = (P[:, :, None] * xf[:, None, :]).reshape(len(x), K * dp)
+        H4 -= w * (M.T @ M).reshape(K, dp, K, dp)
+        idx = torch.arange(K)
+        H4[idx, :, idx, :] += w * D
     # H4 is laid out class by class with the bias last in each block; the flat
     # parameters hold the whole weight matrix first, then the bias vector
     k_idx, a_idx = torch.meshgrid(torch.arange(K), torch.arange(dp), indexing="ij")

@@ -119,6 +119,7 @@ def solve_cg(
     vn = _norm(v)
     if vn == 0:
         return torch.zeros_like(v), SolveInfo("cg", 0, 0.0, damping)
+
     def M(u: torch.Tensor) -> torch.Tensor:
         return u if precondition is None else precondition(u)
 

@@ -26,8 +26,8 @@ class Influence(Unlearner):
     which lands on the retrained optimum. For deep models the step is one
     damped solve (conjugate gradient by default), optionally on the last
     layers only: then the layers before them run once over the data, and a
-    last ``nn.Linear`` gets the exact solver. This is :func:`rum.correct` with a deletion request, inside
-    the executor.
+    last ``nn.Linear`` gets the exact solver. This is :func:`rum.correct`
+    with a deletion request, inside the executor.
 
     Args:
         order: 1 or 2.
