@@ -57,22 +57,25 @@ def first_hidden(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor | None
     return None
 
 
-def estimates(task, idx: np.ndarray) -> dict[str, np.ndarray]:
+def fixed_spaces(task) -> dict[str, torch.Tensor]:
+    """Every training item in the spaces that do not depend on the scenario."""
     X = torch.as_tensor(task.X_train).float()
+    flat = X.reshape(len(X), -1)
+    spaces = {"input": flat - flat.mean(0)}
+    hidden = first_hidden(task.model.eval(), X)
+    if hidden is not None:
+        spaces["first hidden"] = hidden
+    return spaces
+
+
+def estimates(task, spaces: dict[str, torch.Tensor], idx: np.ndarray) -> dict[str, np.ndarray]:
     y = torch.as_tensor(task.y_train)
     keep = np.setdiff1d(np.arange(len(y)), idx)
-    model = task.model.eval()
     forget = as_data((task.X_train[idx], task.y_train[idx]), "forget")
     retain = as_data((task.X_train[keep], task.y_train[keep]), "retain")
-    flat = X.reshape(len(X), -1)
-    flat = flat - flat.mean(0)
-    out = {
-        "embedding": neighbour_targets(model, forget, retain, k=K),
-        "input": label_agreement(flat[idx], y[idx], flat[keep], y[keep]),
-    }
-    hidden = first_hidden(model, X)
-    if hidden is not None:
-        out["first hidden"] = label_agreement(hidden[idx], y[idx], hidden[keep], y[keep])
+    out = {"embedding": neighbour_targets(task.model.eval(), forget, retain, k=K)}
+    for name, F in spaces.items():
+        out[name] = label_agreement(F[idx], y[idx], F[keep], y[keep])
     return out
 
 
@@ -83,10 +86,11 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], fz_runs: int) -
         fz = feldman_zhang_result(task, seed, fz_runs)
         mem = np.nan_to_num(fz.memorization, nan=0.0)
         truth_all = fz.p_out
+        spaces = fixed_spaces(task)
         for sname, idx in make_scenarios(task, mem, seed, scen_names).items():
             truth = truth_all[idx]
             ok = ~np.isnan(truth)
-            for est, values in estimates(task, idx).items():
+            for est, values in estimates(task, spaces, idx).items():
                 per.setdefault((sname, est), []).append(
                     (values[ok].mean(), truth[ok].mean(), np.abs(values[ok] - truth[ok]).mean())
                 )

@@ -176,14 +176,19 @@ def _median_seconds(fn, repeats=3):
     return out, statistics.median(times)
 
 
-def bench_large_convex(seeds, sizes):
+def large_convex_model():
+    """The large task's data, its model at the optimum, the model's HessianCache and its seconds."""
     X, y = large_convex_data()
-    n = len(y)
     torch.manual_seed(0)
     model = fit_convex(torch.nn.Linear(X.shape[1], 10), (X, y), weight_decay=LARGE_LAM).float()
     t = time.perf_counter()
     cache = cache_hessian(model, (X, y))
-    t_cache = time.perf_counter() - t
+    return X, y, model, cache, time.perf_counter() - t
+
+
+def bench_large_convex(task, seeds, sizes):
+    X, y, model, cache, t_cache = task
+    n = len(y)
     methods = {
         "no cache (default)": {},
         "HessianCache, default": {"hessian_cache": cache},
@@ -249,13 +254,10 @@ def bench_large_convex(seeds, sizes):
     return "\n".join(lines), note, rows
 
 
-def bench_chain(seeds, links=5, k=32):
+def bench_chain(task, seeds, links=5, k=32):
     """A chain of deletion requests, each correcting the previous link's model."""
-    X, y = large_convex_data()
+    X, y, model0, cache, _ = task
     n = len(y)
-    torch.manual_seed(0)
-    model0 = fit_convex(torch.nn.Linear(X.shape[1], 10), (X, y), weight_decay=LARGE_LAM).float()
-    cache = cache_hessian(model0, (X, y))
     sec = {"first model's cache (stale after link 1)": [], "new cache per link": [],
            "sklearn refit (tol 1e-8)": []}
     ratios, resid = [], []
@@ -406,8 +408,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     feat_table, feat_summary, feat_rows, sp_exact, sp_sk = bench_features(seeds)
     sizes = [1, 320] if args.quick else [1, 32, 320, 960]
-    large_table, large_note, large_rows = bench_large_convex(seeds, sizes)
-    chain_table, chain_note = bench_chain(seeds, links=3 if args.quick else 5)
+    large = large_convex_model()
+    large_table, large_note, large_rows = bench_large_convex(large, seeds, sizes)
+    chain_table, chain_note = bench_chain(large, seeds, links=3 if args.quick else 5)
     poison_table, restored, time_ratio = bench_poison(seeds, epochs=20 if args.quick else 40)
     cert_table = bench_certified(seeds, [0.1, 1.0, 10.0] if args.quick else [0.05, 0.1, 0.5, 1.0, 5.0, 10.0])
     cmd = "python -m benchmarks.influence" + (" --quick" if args.quick else "")
