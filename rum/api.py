@@ -9,9 +9,15 @@ from typing import Any
 
 import torch
 
-from rum._validation import check_options, check_random_state, resolve_device
+from rum._validation import check_options, check_random_state, resolve_device, validate_params
 from rum.data import TensorData, as_data, check_fits_model, check_model
-from rum.executor import UnlearnResult, result_from_search, run_plan
+from rum.executor import (
+    GUARD_CONSTRAINT,
+    RETAIN_GUARD,
+    UnlearnResult,
+    result_from_search,
+    run_plan,
+)
 from rum.planner import plan as make_plan
 from rum.profiler import PROFILE_OPTIONS, _profile_data
 from rum.unlearners.registry import make_unlearner
@@ -60,6 +66,7 @@ def unlearn(
     device: Any = "auto",
     random_state: Any = None,
     progress: bool | None = None,
+    retain_guard: float | None = RETAIN_GUARD,
     **options: Any,
 ) -> UnlearnResult:
     """Make a copy of ``model`` forget ``forget_set``.
@@ -83,6 +90,14 @@ def unlearn(
         random_state: seed; the same seed gives bit-identical weights on the CPU.
             ``None`` draws one, recorded in ``result.seed``.
         progress: show a progress bar per step; ``None`` shows one only on a terminal.
+        retain_guard: undo a step after which the model has lost more than this
+            fraction of its retain accuracy above the majority-class rate
+            (measured on up to 1,024 retain items; default 0.5, so a step that
+            wrecks the model is rolled back and reported in ``result.steps``
+            with a :class:`~rum.exceptions.DivergenceWarning`). ``None`` turns
+            the check off. Retraining never loses retain accuracy, so such a
+            step is always a failure (usually a learning rate too large for
+            the model).
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
             pipeline's options: the planner's ``policy``, ``unlearners``,
             ``retain_policy``, ``budget`` (see :func:`rum.plan`) and the profiler's
@@ -99,6 +114,7 @@ def unlearn(
         >>> result.model  # the unlearned copy  # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    validate_params({"retain_guard": retain_guard}, {"retain_guard": GUARD_CONSTRAINT}, "rum.unlearn")
     if unlearner is not None:
         # Build (and validate) the unlearner before touching the data.
         u = make_unlearner(unlearner, options, "unlearner")
@@ -141,6 +157,7 @@ def unlearn(
         n_classes=prep.n_classes,
         progress=progress,
         timings={"profile": t1 - t0, "plan": t2 - t1},
+        retain_guard=retain_guard,
     )
 
 
@@ -151,7 +168,7 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
     """
     import dataclasses
 
-    from rum._validation import NONE, Interval, validate_params
+    from rum._validation import NONE, Interval
     from rum.exceptions import InvalidParameterError
     from rum.planner.auto import auto_search
 

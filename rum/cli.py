@@ -129,6 +129,14 @@ def _load(path: str | None, name: str, args: argparse.Namespace):
     return load_data(path, name, x_key=args.x_key, y_key=args.y_key)
 
 
+def _guard_value(text: str) -> float:
+    """``--retain-guard``: a fraction in (0, 1]; rum.unlearn checks the range."""
+    try:
+        return float(text)
+    except ValueError:
+        raise CLIError(f"--retain-guard {text!r}: give a fraction in (0, 1], e.g. 0.5, or 'none'.") from None
+
+
 def _unlearners_value(text: str | None) -> Any:
     """``--unlearners``: a registry name, or JSON (``["finetune", {"epochs": 3}]`` or ``{"0": ...}``)."""
     if text is None:
@@ -318,7 +326,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     forget = _load(args.forget, "--forget", args)
     retain = _load(args.retain, "--retain", args)
     progress = False if (args.no_progress or args.json) else None
-    common = dict(device=args.device, random_state=args.seed, progress=progress)
+    guard = None if args.retain_guard.lower() == "none" else _guard_value(args.retain_guard)
+    common = dict(device=args.device, random_state=args.seed, progress=progress, retain_guard=guard)
     if the_plan is not None:
         result = rum.execute(the_plan, model, forget, retain, **common)
     else:
@@ -537,7 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("--strict", action="store_true", help="exit with status 1 when a step diverged")
+    run.add_argument("--strict", action="store_true",
+                     help="exit with status 1 when a step diverged or collapsed")
+    run.add_argument("--retain-guard", default="0.5", metavar="FRACTION|none",
+                     help="undo a step that loses more than this fraction of the retain accuracy "
+                          "above the majority-class rate (default 0.5; 'none' turns it off)")
     run.add_argument("--out", required=True, metavar="PATH", help="where to write the unlearned state_dict (.pt or .safetensors)")
     run.add_argument("--result", metavar="PATH", help="write the result (profile, plan, timings, metrics) as JSON")
     _add_json(run)

@@ -25,7 +25,7 @@ from rum.exceptions import (
 )
 from rum.unlearners.registry import UNLEARNERS
 
-from .conftest import state_equal
+from .conftest import accuracy, state_equal
 
 
 def test_default_pipeline_returns_a_copy_with_records(small):
@@ -147,6 +147,38 @@ def test_nan_guard_stops_the_step_restores_weights_and_records_it(small, bad):
     assert "diverged" in str(res)
 
 
+def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
+    # NegGrad at lr 0.5 drives the digits MLP to chance accuracy on retain data
+    wreck = rum.Step(1, range(60, 126), "neggrad", {"lr": 0.5, "epochs": 3})
+    plan = rum.Plan((rum.Step(0, range(60), "finetune", {"epochs": 1}), wreck), n_forget=126)
+    first = rum.execute(rum.Plan(plan.steps[:1], n_forget=126), digits.model, digits.forget,
+                        digits.retain, random_state=0, progress=False)
+    with pytest.warns(DivergenceWarning, match="retain accuracy fell from 1.000 to 0.0"):
+        res = rum.execute(plan, digits.model, digits.forget, digits.retain, random_state=0,
+                          progress=False)
+    assert [s.status for s in res.steps] == ["ok", "collapsed"]
+    assert res.diverged and "66 item(s) were not unlearned" in res.steps[1].message
+    assert state_equal(res.model, first.model)  # the weights after the last good step
+    assert accuracy(res.model, digits.retain) == pytest.approx(1.0)
+    # without the guard the same step runs to the end and the model is wrecked
+    off = rum.execute(plan, digits.model, digits.forget, digits.retain, random_state=0,
+                      progress=False, retain_guard=None)
+    assert [s.status for s in off.steps] == ["ok", "ok"]
+    assert accuracy(off.model, digits.retain) < 0.2
+
+
+def test_retain_guard_lets_a_healthy_step_through_and_stays_quiet_on_noise(digits, small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = rum.unlearn(digits.model, digits.forget, digits.retain, unlearner="finetune",
+                         epochs=1, random_state=0, progress=False, retain_guard=0.01)
+        # a barely trained model (retain accuracy 0.5, majority rate 0.46): influence costs it
+        # a few points on 100 items, over 100 % of its skill but within sampling noise
+        model, forget, retain = small
+        weak = rum.unlearn(model, forget, retain, unlearner="influence", random_state=0)
+    assert ok.steps[0].status == "ok" and weak.steps[0].status == "ok"
+
+
 def test_progress_bar_is_shown_when_asked(small, capsys):
     model, forget, retain = small
     rum.unlearn(model, forget, retain, unlearner="finetune", epochs=1, progress=True, random_state=0)
@@ -181,6 +213,11 @@ def _bad_calls(model, forget, retain):
         (lambda: rum.unlearn(model, forget, retain, unlearner="finetune", epochs=0), InvalidParameterError, "'epochs'"),
         (lambda: rum.unlearn(model, forget, None, unlearner="finetune"), InvalidParameterError, "retain_set="),
         (lambda: rum.unlearn(model, forget, retain, random_state=-1), InvalidParameterError, "random_state"),
+        (lambda: rum.unlearn(model, forget, retain, retain_guard=0), InvalidParameterError, "retain_guard"),
+        (lambda: rum.unlearn(model, forget, retain, retain_guard=1.5), InvalidParameterError, "retain_guard"),
+        (lambda: rum.unlearn(model, forget, retain, retain_guard="on"), InvalidParameterError, "retain_guard"),
+        (lambda: rum.execute(rum.Plan((), n_forget=20), model, forget, retain, retain_guard=2.0),
+         InvalidParameterError, "retain_guard"),
     ]
 
 

@@ -127,6 +127,18 @@ def test_run_with_one_unlearner_equals_the_python_call(files, digits, capsys):
     assert printed["model_path"] == str(out) and printed["steps"][0]["unlearner"] == "finetune"
 
 
+def test_run_strict_fails_on_a_collapsed_step_unless_the_guard_is_off(files, digits, capsys):
+    wreck = ["run", *model_args(files), *data_args(files, "forget", "retain"), "--unlearner",
+             "neggrad", "-o", "lr=0.5", "-o", "epochs=3", "--device", "cpu", "--strict",
+             "--out", str(files / "wreck.pt"), "--json"]
+    with pytest.warns(rum.exceptions.DivergenceWarning):
+        assert main(wreck) == 1
+    assert json.loads(capsys.readouterr().out)["steps"][0]["status"] == "collapsed"
+    assert state_equal(load(files / "wreck.pt"), digits.model)
+    assert main([*wreck, "--retain-guard", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["retain_acc_after"] < 0.2
+
+
 def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys):
     prof_path, plan_path, out = files / "profile.json", files / "plan.json", files / "planned.pt"
     assert main(["profile", *model_args(files), *data_args(files, "forget", "retain"),
@@ -244,6 +256,10 @@ def _error_cases(d):
         "plan with a bad profile": (["plan", "--profile", str(d / "forget.npz")], "--profile"),
         "report of a missing result": (["report", "--result", str(d / "nope.json"), "--out", str(d / "r.html")],
                                        "no such file"),
+        "retain guard not a number": ([*run[:1], *model_args(d), *run[1:], "--retain-guard", "half"],
+                                      "--retain-guard 'half'"),
+        "retain guard out of range": ([*run[:1], *model_args(d), *run[1:], "--retain-guard", "2"],
+                                      "retain_guard"),
         "wrong number of classes": (["evaluate", *model_args(d), "--arch-kwargs", '{"n_classes": 3}',
                                      *data_args(d, "forget", "retain", "test")], "shape mismatches"),
     }

@@ -11,11 +11,11 @@ import numpy as np
 import torch
 
 from rum._seeding import seeded
-from rum._validation import InstanceOf, validate_params
+from rum._validation import NONE, InstanceOf, Interval, validate_params
 from rum.data import TensorData, model_dtype
 from rum.exceptions import DivergenceWarning, InvalidParameterError
 from rum.executor.result import StepResult, UnlearnResult
-from rum.metrics.functional import accuracy_from_logits, predict_logits
+from rum.metrics.functional import accuracy_from_logits, predict_logits, skill_lost
 from rum.planner._plan import Plan
 from rum.profiler._profile import Profile
 from rum.unlearners.context import NonFiniteLossError, RunContext
@@ -62,6 +62,44 @@ def _accuracies(model: torch.nn.Module, forget: TensorData, retain: TensorData |
     return {f"forget_acc_{when}": _accuracy(model, forget), f"retain_acc_{when}": _accuracy(model, retain)}
 
 
+#: Default of ``retain_guard``: a step that loses more than this fraction of the
+#: model's retain accuracy above the majority-class rate is rolled back.
+RETAIN_GUARD = 0.5
+#: Retain items the guard measures accuracy on (a seeded random slice).
+GUARD_ITEMS = 1024
+#: A drop smaller than this many standard errors of the slice's accuracies never trips the guard.
+GUARD_Z = 3.0
+GUARD_CONSTRAINT = [Interval(float, 0, 1, closed="right"), NONE]
+
+
+class _RetainGuard:
+    """Measures each step's retain accuracy against the model's before the plan ran."""
+
+    def __init__(self, model: torch.nn.Module, retain: TensorData | None, limit: float | None,
+                 seed: int):
+        self.limit, self.data = limit, None
+        if limit is None or retain is None or len(retain) == 0:
+            return
+        n = len(retain)
+        if n > GUARD_ITEMS:
+            pick = np.random.default_rng(seed).choice(n, GUARD_ITEMS, replace=False)
+            retain = retain.subset(np.sort(pick))
+        self.data = retain
+        y = retain.y.cpu()
+        self.floor = float(torch.bincount(y).max()) / len(y)
+        self.before = _accuracy(model, retain)
+
+    def check(self, model: torch.nn.Module) -> tuple[float, float] | None:
+        """``(lost, accuracy)`` when ``model`` lost more skill than allowed, else ``None``."""
+        if self.data is None:
+            return None
+        acc = _accuracy(model, self.data)
+        lost = skill_lost(self.before, acc, self.floor)
+        # a drop within GUARD_Z standard errors of the slice's accuracies may be sampling noise
+        se = np.sqrt((self.before * (1 - self.before) + acc * (1 - acc)) / len(self.data))
+        return (lost, acc) if lost > self.limit and self.before - acc > GUARD_Z * se else None
+
+
 def run_plan(
     plan: Plan,
     model: torch.nn.Module,
@@ -74,6 +112,7 @@ def run_plan(
     n_classes: int,
     progress: bool | None,
     timings: dict | None = None,
+    retain_guard: float | None = RETAIN_GUARD,
 ) -> UnlearnResult:
     """Run ``plan`` on a private model copy with validated data (no input checks here)."""
     unlearners = [s.build() for s in plan.steps]
@@ -89,6 +128,7 @@ def run_plan(
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
     metrics = _accuracies(model, forget, retain, "before")
+    guard = _RetainGuard(model, retain, retain_guard, seed)
 
     show = _progress_enabled(progress)
     results: list[StepResult] = []
@@ -150,6 +190,18 @@ def run_plan(
                 if bar is not None:
                     bar.close()
         model.eval()
+        collapsed = guard.check(model) if status == "ok" else None
+        if collapsed is not None:
+            model.load_state_dict(snapshot)
+            status = "collapsed"
+            message = (
+                f"{s.unlearner}: retain accuracy fell from {guard.before:.3f} to {collapsed[1]:.3f} "
+                f"({collapsed[0]:.0%} of the accuracy above the majority-class rate "
+                f"{guard.floor:.3f}; retain_guard allows {guard.limit:.0%}); the weights from "
+                f"before the step were restored, so its {len(s.indices)} item(s) were not "
+                "unlearned by it. Try a smaller lr, fewer epochs or another unlearner."
+            )
+            warnings.warn(message, DivergenceWarning, stacklevel=3)
         results.append(
             StepResult(
                 step=i,
@@ -226,20 +278,30 @@ def execute(
     device: Any = "auto",
     random_state: Any = None,
     progress: bool | None = None,
+    retain_guard: float | None = RETAIN_GUARD,
 ) -> UnlearnResult:
     """Run a plan on a copy of ``model`` and return the result.
 
     Each step starts from the previous step's model. A step whose loss turns
-    NaN or infinite is stopped, its weights are rolled back to those before
-    the step, and the result records it (``result.diverged``) with a
-    :class:`rum.exceptions.DivergenceWarning`.
+    NaN or infinite is stopped, and a step after which the model has lost
+    more than ``retain_guard`` of its retain accuracy above the majority-class
+    rate (measured on up to 1,024 retain items) is undone: in both cases the
+    weights are rolled back to those before the step, and the result records
+    it (``result.diverged``, the step's ``status``) with a
+    :class:`rum.exceptions.DivergenceWarning`. ``retain_guard=None`` turns
+    the second check off. ``device``, ``random_state`` and ``progress`` are
+    as in :func:`rum.unlearn`.
 
     Example:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
     """
     from rum.api import _prepare
 
-    validate_params({"plan": plan}, {"plan": [InstanceOf((Plan,), "a rum.Plan")]}, "rum.execute")
+    validate_params(
+        {"plan": plan, "retain_guard": retain_guard},
+        {"plan": [InstanceOf((Plan,), "a rum.Plan")], "retain_guard": GUARD_CONSTRAINT},
+        "rum.execute",
+    )
     prep = _prepare(model, forget_set, retain_set, device, random_state)
     if plan.n_forget and plan.n_forget != len(prep.forget):
         raise InvalidParameterError(
@@ -264,5 +326,6 @@ def execute(
         seed=prep.seed,
         n_classes=prep.n_classes,
         progress=progress,
+        retain_guard=retain_guard,
     )
 

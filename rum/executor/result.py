@@ -27,8 +27,10 @@ class StepResult:
         seconds: wall-clock time of the step.
         iterations: optimiser iterations reported by the unlearner.
         final_loss: last reported loss (``None`` when none was reported).
-        status: ``"ok"``, or ``"diverged"`` when the loss or the weights became
-            NaN/inf: the step was stopped and the weights from before it restored.
+        status: ``"ok"``; ``"diverged"`` when the loss or the weights became
+            NaN/inf; ``"collapsed"`` when the step cost the model more retain
+            accuracy than ``retain_guard`` allows. In both cases the step was
+            stopped or undone and the weights from before it restored.
         message: details for a status other than ``"ok"``.
     """
 
@@ -79,7 +81,7 @@ class UnlearnResult:
 
     @property
     def diverged(self) -> bool:
-        """Whether any step was stopped because its loss became NaN or infinite."""
+        """Whether any step was rolled back (its loss became NaN or infinite, or it collapsed)."""
         return any(s.status != "ok" for s in self.steps)
 
     def __str__(self) -> str:

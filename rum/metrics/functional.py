@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["accuracy_gap", "tow", "tow_mia", "predict_logits", "true_label_confidence"]
+__all__ = ["accuracy_gap", "skill_lost", "tow", "tow_mia", "predict_logits", "true_label_confidence"]
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -90,3 +90,24 @@ def accuracy_from_logits(logits: torch.Tensor, y: torch.Tensor) -> float:
     if len(y) == 0:
         return float("nan")
     return float((logits.argmax(1) == y.to(logits.device)).float().mean())
+
+
+def skill_lost(before: float, after: float, floor: float) -> float:
+    """Fraction of a model's accuracy above ``floor`` that was lost going from ``before`` to ``after``.
+
+    ``floor`` is the accuracy of a model that has learnt nothing useful (the
+    majority-class rate). 0 means nothing was lost, 1 that the model fell to
+    the floor; negative values mean it improved. When ``before`` is not above
+    ``floor`` there is no skill to lose and the result is 0.
+
+    Example:
+        >>> skill_lost(0.9, 0.5, 0.1)
+        0.5
+        >>> round(skill_lost(0.9, 0.95, 0.1), 4)
+        -0.0625
+    """
+    for name, v in (("before", before), ("after", after), ("floor", floor)):
+        _check_fraction(name, v)
+    if before <= floor:
+        return 0.0
+    return float((before - after) / (before - floor))

@@ -11,7 +11,7 @@ import torch
 import rum
 from rum.exceptions import InvalidParameterError
 from rum.metrics import accuracy_gap, tow, tow_mia
-from rum.metrics.functional import predict_logits, true_label_confidence
+from rum.metrics.functional import predict_logits, skill_lost, true_label_confidence
 from rum.metrics.mia import mia_score
 
 from ..conftest import accuracy
@@ -32,6 +32,17 @@ def test_tow_mia_by_hand():
 def test_fractions_outside_0_1_are_rejected():
     with pytest.raises(InvalidParameterError, match="fraction in \\[0, 1\\]"):
         tow((80, 50), (1, 1), (1, 1))
+
+
+def test_skill_lost_by_hand():
+    # 0.9 above a floor of 0.1 is 0.8 of skill; falling to 0.5 loses 0.4 of it
+    assert skill_lost(0.9, 0.5, 0.1) == pytest.approx(0.5)
+    assert skill_lost(0.9, 0.1, 0.1) == pytest.approx(1.0)
+    assert skill_lost(0.9, 0.9, 0.1) == 0.0
+    assert skill_lost(0.8, 0.9, 0.6) == pytest.approx(-0.5)  # an improvement
+    assert skill_lost(0.5, 0.2, 0.5) == 0.0  # nothing above the floor to lose
+    with pytest.raises(InvalidParameterError, match="after must be a fraction"):
+        skill_lost(0.9, 1.5, 0.1)
 
 
 def test_true_label_confidence_by_hand():
