@@ -89,15 +89,13 @@ class _RetainGuard:
         self.floor = float(torch.bincount(y).max()) / len(y)
         self.before = _accuracy(model, retain)
 
-    def check(self, model: torch.nn.Module) -> tuple[float, float] | None:
-        """``(lost, accuracy)`` when ``model`` lost more skill than allowed, else ``None``."""
-        if self.data is None:
-            return None
+    def check(self, model: torch.nn.Module) -> tuple[float, float, bool]:
+        """``(skill lost, accuracy, tripped)`` of ``model`` on the slice."""
         acc = _accuracy(model, self.data)
         lost = skill_lost(self.before, acc, self.floor)
         # a drop within GUARD_Z standard errors of the slice's accuracies may be sampling noise
         se = np.sqrt((self.before * (1 - self.before) + acc * (1 - acc)) / len(self.data))
-        return (lost, acc) if lost > self.limit and self.before - acc > GUARD_Z * se else None
+        return lost, acc, bool(lost > self.limit and self.before - acc > GUARD_Z * se)
 
 
 def run_plan(
@@ -154,6 +152,21 @@ def run_plan(
                     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
         status, message = "ok", ""
+        # retrain is the reference itself: whatever it reaches is what retraining gives
+        guarded = guard.data is not None and not u.tags.exact
+        tripped: list = []
+        seen: list[float] = []
+
+        def on_epoch_end(epoch: int, m: torch.nn.Module, seen=seen, tripped=tripped) -> bool:
+            # a step that has wrecked the model and stopped recovering is stopped early: its
+            # weights are restored anyway, so its remaining epochs would be wasted time
+            lost, acc, hit = guard.check(m)
+            stop = hit and bool(seen) and acc <= seen[-1]
+            seen.append(acc)
+            if stop:
+                tripped.append((lost, acc))
+            return stop
+
         t0 = time.perf_counter()
         with seeded(step_seed, device) as gen:
             ctx = RunContext(
@@ -163,6 +176,7 @@ def run_plan(
                 n_classes=n_classes,
                 on_progress=on_progress,
                 on_start=on_start,
+                on_epoch_end=on_epoch_end if guarded else None,
             )
             was_training = model.training
             try:
@@ -190,7 +204,10 @@ def run_plan(
                 if bar is not None:
                     bar.close()
         model.eval()
-        collapsed = guard.check(model) if status == "ok" else None
+        collapsed = tripped[0] if tripped else None
+        if status == "ok" and guarded and not tripped:
+            lost, acc, hit = guard.check(model)
+            collapsed = (lost, acc) if hit else None
         if collapsed is not None:
             model.load_state_dict(snapshot)
             status = "collapsed"
@@ -289,8 +306,10 @@ def execute(
     weights are rolled back to those before the step, and the result records
     it (``result.diverged``, the step's ``status``) with a
     :class:`rum.exceptions.DivergenceWarning`. ``retain_guard=None`` turns
-    the second check off. ``device``, ``random_state`` and ``progress`` are
-    as in :func:`rum.unlearn`.
+    the second check off; a step that trips it after an epoch and has not
+    improved since the previous one is stopped early, and ``retrain`` is
+    never checked. ``device``, ``random_state`` and ``progress`` are as in
+    :func:`rum.unlearn`.
 
     Example:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
