@@ -169,6 +169,15 @@ def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
     assert res.steps[1].iterations < off.steps[1].iterations
 
 
+def test_every_entry_point_has_the_same_retain_guard_default():
+    import inspect
+
+    from rum.executor import RETAIN_GUARD
+
+    for fn in (rum.unlearn, rum.execute, rum.Unlearner.unlearn):
+        assert inspect.signature(fn).parameters["retain_guard"].default == RETAIN_GUARD, fn
+
+
 def test_retain_guard_never_undoes_retrain(digits):
     # one epoch at a tiny lr from a fresh initialisation: far below the original's accuracy,
     # but that is what retraining gives, so it is the answer, not a failure

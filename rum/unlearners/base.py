@@ -146,12 +146,13 @@ class Unlearner(ABC):
         device: Any = "auto",
         random_state: Any = None,
         progress: bool | None = None,
+        retain_guard: float | None = 0.5,
     ) -> UnlearnResult:
         """Apply this unlearner to the whole forget set; return an :class:`UnlearnResult`.
 
         The caller's model and data are not modified: the unlearned copy is
         ``result.model``. Equivalent to ``rum.unlearn(model, forget_set,
-        retain_set, unlearner=self, ...)``.
+        retain_set, unlearner=self, ...)``, with the same defaults.
         """
         from rum.api import unlearn
 
@@ -163,6 +164,7 @@ class Unlearner(ABC):
             device=device,
             random_state=random_state,
             progress=progress,
+            retain_guard=retain_guard,
         )
 
     def _check_can_run(self, retain: TensorData | None) -> None:
