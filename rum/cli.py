@@ -129,8 +129,10 @@ def _load(path: str | None, name: str, args: argparse.Namespace):
     return load_data(path, name, x_key=args.x_key, y_key=args.y_key)
 
 
-def _guard_value(text: str) -> float:
-    """``--retain-guard``: a fraction in (0, 1]; rum.unlearn checks the range."""
+def _guard_value(text: str) -> float | None:
+    """``--retain-guard``: ``none``, or a fraction in (0, 1] (rum.unlearn checks the range)."""
+    if text.lower() == "none":
+        return None
     try:
         return float(text)
     except ValueError:
@@ -326,8 +328,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     forget = _load(args.forget, "--forget", args)
     retain = _load(args.retain, "--retain", args)
     progress = False if (args.no_progress or args.json) else None
-    guard = None if args.retain_guard.lower() == "none" else _guard_value(args.retain_guard)
-    common = dict(device=args.device, random_state=args.seed, progress=progress, retain_guard=guard)
+    common = dict(device=args.device, random_state=args.seed, progress=progress,
+                  retain_guard=_guard_value(args.retain_guard))
     if the_plan is not None:
         result = rum.execute(the_plan, model, forget, retain, **common)
     else:

@@ -97,6 +97,29 @@ class _RetainGuard:
         se = np.sqrt((self.before * (1 - self.before) + acc * (1 - acc)) / len(self.data))
         return lost, acc, bool(lost > self.limit and self.before - acc > GUARD_Z * se)
 
+    def start_step(self) -> None:
+        self.seen: list[float] = []
+        self.tripped: tuple[float, float] | None = None
+
+    def on_epoch_end(self, epoch: int, model: torch.nn.Module) -> bool:
+        """Stop a step that has wrecked the model and did not improve since its last epoch.
+
+        Its weights are restored anyway, so its remaining epochs would be wasted time.
+        """
+        lost, acc, hit = self.check(model)
+        stop = hit and bool(self.seen) and acc <= self.seen[-1]
+        self.seen.append(acc)
+        if stop:
+            self.tripped = (lost, acc)
+        return stop
+
+    def after_step(self, model: torch.nn.Module) -> tuple[float, float] | None:
+        """``(skill lost, accuracy)`` when the step that just ran must be undone, else ``None``."""
+        if self.tripped is not None:
+            return self.tripped
+        lost, acc, hit = self.check(model)
+        return (lost, acc) if hit else None
+
 
 def run_plan(
     plan: Plan,
@@ -154,19 +177,7 @@ def run_plan(
         status, message = "ok", ""
         # retrain is the reference itself: whatever it reaches is what retraining gives
         guarded = guard.data is not None and not u.tags.exact
-        tripped: list = []
-        seen: list[float] = []
-
-        def on_epoch_end(epoch: int, m: torch.nn.Module, seen=seen, tripped=tripped) -> bool:
-            # a step that has wrecked the model and stopped recovering is stopped early: its
-            # weights are restored anyway, so its remaining epochs would be wasted time
-            lost, acc, hit = guard.check(m)
-            stop = hit and bool(seen) and acc <= seen[-1]
-            seen.append(acc)
-            if stop:
-                tripped.append((lost, acc))
-            return stop
-
+        guard.start_step()
         t0 = time.perf_counter()
         with seeded(step_seed, device) as gen:
             ctx = RunContext(
@@ -176,7 +187,7 @@ def run_plan(
                 n_classes=n_classes,
                 on_progress=on_progress,
                 on_start=on_start,
-                on_epoch_end=on_epoch_end if guarded else None,
+                on_epoch_end=guard.on_epoch_end if guarded else None,
             )
             was_training = model.training
             try:
@@ -191,25 +202,19 @@ def run_plan(
                 if not _all_finite(model):
                     raise NonFiniteLossError(float("nan"), ctx.iterations)
             except NonFiniteLossError as err:
-                model.load_state_dict(snapshot)
                 status = "diverged"
                 message = (
                     f"{s.unlearner}: loss or weights became {err.value} at iteration "
                     f"{err.iteration}; the step was stopped and the weights from before it "
                     "restored. Try a smaller lr."
                 )
-                warnings.warn(message, DivergenceWarning, stacklevel=3)
             finally:
                 model.train(was_training)
                 if bar is not None:
                     bar.close()
         model.eval()
-        collapsed = tripped[0] if tripped else None
-        if status == "ok" and guarded and not tripped:
-            lost, acc, hit = guard.check(model)
-            collapsed = (lost, acc) if hit else None
+        collapsed = guard.after_step(model) if status == "ok" and guarded else None
         if collapsed is not None:
-            model.load_state_dict(snapshot)
             status = "collapsed"
             message = (
                 f"{s.unlearner}: retain accuracy fell from {guard.before:.3f} to {collapsed[1]:.3f} "
@@ -218,6 +223,8 @@ def run_plan(
                 f"before the step were restored, so its {len(s.indices)} item(s) were not "
                 "unlearned by it. Try a smaller lr, fewer epochs or another unlearner."
             )
+        if status != "ok":
+            model.load_state_dict(snapshot)
             warnings.warn(message, DivergenceWarning, stacklevel=3)
         results.append(
             StepResult(
