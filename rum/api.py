@@ -129,6 +129,10 @@ def unlearn(
             from rum.planner import get_policy
 
             get_policy(options["policy"])
+        if options.get("policy") == "auto":  # bad candidates fail before any work
+            from rum.planner.auto import parse_candidates
+
+            parse_candidates(options.get("unlearners"))
         plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
         profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)
@@ -172,7 +176,7 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
 
     from rum._validation import NONE, Interval
     from rum.exceptions import InvalidParameterError
-    from rum.planner.auto import auto_search
+    from rum.planner.auto import auto_search, parse_candidates
 
     validate_params(
         {"budget": options.get("budget")},
@@ -181,11 +185,7 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
     )
     if prep.retain is None:
         raise InvalidParameterError("policy='auto' needs retain_set (the rest of the training data).")
-    if options.get("unlearners") is not None:
-        raise InvalidParameterError(
-            "policy='auto' chooses the unlearners itself; leave unlearners unset or use "
-            "policy='rum' with a mapping."
-        )
+    candidates, repair = parse_candidates(options.get("unlearners"))
     if options.get("retain_policy", "strict") != "strict":
         raise InvalidParameterError(
             "policy='auto' searches with the strict retain policy; leave retain_policy unset."
@@ -198,6 +198,8 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
         device=prep.device,
         seed=prep.seed,
         n_classes=prep.n_classes,
+        candidates=candidates,
+        repair=repair,
         budget=options.get("budget"),
     )
     return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info["efforts"]

@@ -512,8 +512,9 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--seed", type=int, default=0, help="random seed for profiling (default 0)")
     pln.add_argument("--policy", default=None, help="planning policy (see rum.plan); default: rum.plan's")
     pln.add_argument("--unlearners", metavar="NAME|JSON", default=None,
-                     help="unlearner for every group (a name), a JSON [name, params] pair, or a JSON "
-                     "object mapping group ids to those")
+                     help="unlearner for every group (a name), a JSON [name, params] pair, a JSON "
+                     "object mapping group ids to those, or with --policy auto a JSON list of "
+                     "candidates to try")
     _add_options(pln, "rum.plan()")
     pln.add_argument("--profile-option", action="append", metavar="KEY=VALUE", default=[],
                      help="keyword option passed to rum.profile() when profiling first (repeatable)")

@@ -139,6 +139,20 @@ def test_run_strict_fails_on_a_collapsed_step_unless_the_guard_is_off(files, dig
     assert json.loads(capsys.readouterr().out)["metrics"]["retain_acc_after"] < 0.2
 
 
+def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
+    out = files / "auto.pt"
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
+                 "auto", "--unlearners", '["neggrad", ["finetune", {"epochs": 2}]]', "--seed", "4",
+                 "--device", "cpu", "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto",
+                           unlearners=["neggrad", ("finetune", {"epochs": 2})], random_state=4,
+                           device="cpu", progress=False)
+    assert state_equal(load(out), expected.model)
+    assert [s["unlearner"] for s in printed["steps"]] == [s.unlearner for s in expected.plan.steps]
+    assert {s.unlearner for s in expected.plan.steps} <= {"neggrad", "finetune", "noop"}
+
+
 def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys):
     prof_path, plan_path, out = files / "profile.json", files / "plan.json", files / "planned.pt"
     assert main(["profile", *model_args(files), *data_args(files, "forget", "retain"),

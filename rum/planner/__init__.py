@@ -76,7 +76,9 @@ def plan(
             ``retain_set``), or a :class:`Policy`.
         unlearners: for ``"uniform"``/``"vanilla"``/``"shuffle"`` a name, class,
             instance or ``(name, params)``; for ``"rum"``/``"mapping"`` a mapping
-            ``{group id or "low"/"medium"/"high"/"repair": unlearner}``.
+            ``{group id or "low"/"medium"/"high"/"repair": unlearner}``; for
+            ``"auto"`` the candidates to try on every group (one or a list), or
+            ``{"candidates": [...], "repair": [...] or None}``.
         budget: for ``"auto"``: the search's time limit in seconds.
         retain_policy: ``"strict"`` (every step's retain data excludes the whole
             forget set) or ``"progressive"`` (groups not yet processed stay in

@@ -42,7 +42,7 @@ from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
 from rum.unlearners.context import NonFiniteLossError, RunContext
 
-__all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets"]
+__all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets", "parse_candidates"]
 
 #: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
 AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
@@ -50,6 +50,70 @@ AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
 AUTO_REPAIR: tuple = (("finetune", {"epochs": 5, "optimizer": "adam", "lr": 1e-3}),)
 #: A trial stops once this many epochs in a row have not improved its best score.
 AUTO_PATIENCE = 2
+
+
+def _spec_list(value, argument: str) -> tuple:
+    """One spec or a list of specs as a tuple of :class:`Unlearner` instances (validated)."""
+    from collections.abc import Mapping
+
+    from rum.exceptions import InvalidParameterError
+    from rum.planner.policies import as_unlearner
+
+    def is_pair(v) -> bool:
+        return isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[1], Mapping)
+
+    if is_pair(value) or not isinstance(value, (list, tuple)):
+        value = [value]
+    if len(value) == 0:
+        raise InvalidParameterError(
+            f"{argument} is empty: give at least one unlearner to try, e.g. ['random-label', 'scrub']."
+        )
+    out = []
+    for i, spec in enumerate(value):
+        u = as_unlearner(tuple(spec) if is_pair(spec) else spec, f"{argument}[{i}]")
+        u.validate_params()
+        out.append(u)
+    return tuple(out)
+
+
+def parse_candidates(unlearners) -> tuple[tuple | None, tuple | None]:
+    """``unlearners=`` of the auto policy as ``(group candidates, repair candidates)``.
+
+    ``None`` keeps both defaults; a spec or a list of specs replaces the group
+    candidates; a mapping ``{"candidates": ..., "repair": ...}`` sets either
+    (``"repair": None`` searches no repair step). ``None`` in the result means
+    "the default".
+
+    Example:
+        >>> from rum.planner.auto import parse_candidates
+        >>> groups, repair = parse_candidates(["random-label", ("scrub", {"epochs": 3})])
+        >>> [type(u).name for u in groups], repair
+        (['random-label', 'scrub'], None)
+        >>> parse_candidates({"repair": None})[1]
+        ()
+    """
+    from collections.abc import Mapping
+
+    from rum.exceptions import InvalidParameterError
+
+    if unlearners is None:
+        return None, None
+    if not isinstance(unlearners, Mapping):
+        return _spec_list(unlearners, "unlearners"), None
+    unknown = set(unlearners) - {"candidates", "repair"}
+    if unknown:
+        raise InvalidParameterError(
+            f"policy='auto' searches the unlearners itself, so unlearners has no per-group keys "
+            f"(got {sorted(map(str, unknown))}). Give the candidates to try: a list such as "
+            "['random-label', 'scrub'], or {'candidates': [...], 'repair': [...] or None}; for a "
+            "fixed per-group choice use policy='rum' with a mapping."
+        )
+    groups = unlearners.get("candidates")
+    repair = unlearners.get("repair", ...)
+    return (
+        None if groups is None else _spec_list(groups, "unlearners['candidates']"),
+        None if repair is ... else () if repair is None else _spec_list(repair, "unlearners['repair']"),
+    )
 
 
 def neighbour_targets(

@@ -50,7 +50,7 @@ def test_auto_gets_close_to_the_oracle(digits, oracle, auto_result):
 
 def test_auto_rejects_a_fixed_mapping_and_needs_retain(small):
     model, forget, retain = small
-    with pytest.raises(rum.exceptions.InvalidParameterError, match="chooses the unlearners"):
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="no per-group keys.*'high'"):
         rum.unlearn(model, forget, retain, policy="auto", unlearners={"high": "salun"})
     with pytest.raises(rum.exceptions.InvalidParameterError, match="needs retain_set"):
         rum.unlearn(model, forget, None, policy="auto")
@@ -148,3 +148,61 @@ def test_auto_trials_stop_after_patience_epochs_without_improvement(small, score
     rec = _trial(u, model, forget, retain, dict(device=torch.device("cpu"), seed=0, n_classes=3), score)
     assert len(calls) == ran
     assert rec["epochs"] == best and rec["score"] == min(scores[:ran])
+
+
+def test_auto_searches_only_the_candidates_it_is_given(small):
+    model, forget, retain = small
+    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
+                      unlearners=["neggrad", ("finetune", {"epochs": 2})])
+    assert {s.unlearner for s in res.plan.steps} <= {"neggrad", "finetune", "noop"}
+    replay = rum.execute(res.plan, model, forget, retain, random_state=0)
+    assert state_equal(replay.model, res.model)
+    # the repair can be dropped, and set on its own
+    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
+                      unlearners={"candidates": "neggrad", "repair": None})
+    assert all(s.group != -1 or s.unlearner == "noop" for s in res.plan.steps)
+    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
+                      unlearners={"candidates": "noop", "repair": ("neggrad", {"epochs": 1})})
+    assert {s.unlearner for s in res.plan.steps} <= {"neggrad", "noop"}
+
+
+def test_auto_keeps_the_candidate_with_the_lowest_search_score(digits):
+    from rum.data import as_data
+    from rum.planner.auto import auto_search
+
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    profile = rum.profile(digits.model, forget, retain, random_state=0)
+    import copy
+
+    cands = (("random-label", {"epochs": 3}), ("neggrad", {"epochs": 3}), ("scrub", {"epochs": 2}))
+    plan, _, info = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
+                                device=torch.device("cpu"), seed=0, n_classes=10,
+                                candidates=cands, repair=())
+    chosen = {s.group: s.unlearner for s in plan.steps}
+    for g in {r["group"] for r in info["trace"]}:
+        rows = [r for r in info["trace"] if r["group"] == g]
+        assert [r["unlearner"] for r in rows] == ["random-label", "neggrad", "scrub"]
+        best = min(rows, key=lambda r: r["score"])
+        # a group gets a step only when a candidate beat doing nothing, and then the best one
+        if g in chosen:
+            assert chosen[g] == best["unlearner"]
+    assert chosen, "no candidate improved on doing nothing on the flipped labels"
+
+
+@pytest.mark.parametrize("bad, match", [
+    ([], "unlearners is empty"),
+    (["random-label", "no-such-unlearner"], r"unlearners\[1\]"),
+    ({"candidates": [("scrub", {"epochs": -1})]}, "epochs"),
+    ({"repair": "nope"}, r"unlearners\['repair'\]\[0\]"),
+])
+def test_auto_candidates_are_checked_before_any_work(small, bad, match, monkeypatch):
+    import rum.api
+
+    model, forget, retain = small
+
+    def no_profiling(*a, **k):
+        raise AssertionError("profiled before checking unlearners")
+
+    monkeypatch.setattr(rum.api, "_profile_data", no_profiling)
+    with pytest.raises((rum.exceptions.InvalidParameterError, rum.exceptions.UnknownNameError), match=match):
+        rum.unlearn(model, forget, retain, policy="auto", unlearners=bad)
