@@ -169,6 +169,34 @@ def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
     assert res.steps[1].iterations < off.steps[1].iterations
 
 
+def test_a_fallback_runs_when_the_step_is_undone_and_gives_what_it_gives_alone(digits):
+    wreck = ("neggrad", {"lr": 0.5, "epochs": 3})
+    step = rum.Step(1, range(60, 126), *wreck, fallbacks=[("finetune", {"epochs": 1})])
+    plan = rum.Plan((rum.Step(0, range(60), "finetune", {"epochs": 1}), step), n_forget=126)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DivergenceWarning)  # rescued: no warning
+        res = rum.execute(plan, digits.model, digits.forget, digits.retain, random_state=0,
+                          progress=False)
+    assert [(s.status, s.unlearner) for s in res.steps] == [("ok", "finetune"), ("fallback", "finetune")]
+    assert not res.diverged
+    assert "neggrad: retain accuracy fell" in res.steps[1].message
+    assert "fallback finetune ran instead" in res.steps[1].message
+    # exactly as if the plan had named the fallback in the first place
+    alone = rum.Plan((plan.steps[0], rum.Step(1, range(60, 126), "finetune", {"epochs": 1})),
+                     n_forget=126)
+    ref = rum.execute(alone, digits.model, digits.forget, digits.retain, random_state=0,
+                      progress=False)
+    assert state_equal(res.model, ref.model)
+    # every option wrecks the model: the step is undone and reported once
+    both = rum.Plan((rum.Step(0, range(126), *wreck, fallbacks=[("neggrad", {"lr": 0.4})]),),
+                    n_forget=126)
+    with pytest.warns(DivergenceWarning, match="No fallback was left") as got:
+        res = rum.execute(both, digits.model, digits.forget, digits.retain, random_state=0,
+                          progress=False)
+    assert len(got) == 1 and res.diverged and res.steps[0].status == "collapsed"
+    assert state_equal(res.model, digits.model)
+
+
 def test_every_entry_point_has_the_same_retain_guard_default():
     import inspect
 

@@ -16,7 +16,7 @@ from rum.data import TensorData, model_dtype
 from rum.exceptions import DivergenceWarning, InvalidParameterError
 from rum.executor.result import StepResult, UnlearnResult
 from rum.metrics.functional import accuracy_from_logits, predict_logits, skill_lost
-from rum.planner._plan import Plan
+from rum.planner._plan import Plan, unlearner_key
 from rum.profiler._profile import Profile
 from rum.unlearners.context import NonFiniteLossError, RunContext
 
@@ -121,6 +121,84 @@ class _RetainGuard:
         return (lost, acc) if hit else None
 
 
+def _attempt(
+    u, name: str, model: torch.nn.Module, forget_i: TensorData, retain_i: TensorData | None,
+    guard: _RetainGuard, n_items: int, step_seed: int, device: torch.device, n_classes: int,
+    desc: str | None,
+) -> tuple[torch.nn.Module, str, str, RunContext]:
+    """Run one unlearner of a step in place: ``(model, status, message, context)``.
+
+    The status is ``"ok"``, ``"diverged"`` (non-finite loss or weights) or
+    ``"collapsed"`` (the retain guard tripped); the caller restores the weights
+    from before the step when it is not ``"ok"``.
+    """
+    bar = None
+    if desc is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=desc, unit="it", leave=True)
+
+    def on_start(total: int) -> None:
+        if bar is not None:
+            bar.reset(total=total)
+
+    def on_progress(n: int, loss: float | None) -> None:
+        if bar is not None:
+            bar.update(n)
+            if loss is not None:
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    status, message = "ok", ""
+    # retrain is the reference itself: whatever it reaches is what retraining gives
+    guarded = guard.data is not None and not u.tags.exact
+    guard.start_step()
+    with seeded(step_seed, device) as gen:
+        ctx = RunContext(
+            device=device,
+            generator=gen,
+            seed=step_seed,
+            n_classes=n_classes,
+            on_progress=on_progress,
+            on_start=on_start,
+            on_epoch_end=guard.on_epoch_end if guarded else None,
+        )
+        was_training = model.training
+        try:
+            out = u._unlearn(model, forget_i, retain_i, ctx)
+            if out is not None:
+                if not isinstance(out, torch.nn.Module):
+                    raise TypeError(
+                        f"{type(u).__name__}._unlearn must return the model (an nn.Module), "
+                        f"returned {type(out).__name__}."
+                    )
+                model = out
+            if not _all_finite(model):
+                raise NonFiniteLossError(float("nan"), ctx.iterations)
+        except NonFiniteLossError as err:
+            status = "diverged"
+            message = (
+                f"{name}: loss or weights became {err.value} at iteration "
+                f"{err.iteration}; the step was stopped and the weights from before it "
+                "restored. Try a smaller lr."
+            )
+        finally:
+            model.train(was_training)
+            if bar is not None:
+                bar.close()
+    model.eval()
+    collapsed = guard.after_step(model) if status == "ok" and guarded else None
+    if collapsed is not None:
+        status = "collapsed"
+        message = (
+            f"{name}: retain accuracy fell from {guard.before:.3f} to {collapsed[1]:.3f} "
+            f"({collapsed[0]:.0%} of the accuracy above the majority-class rate "
+            f"{guard.floor:.3f}; retain_guard allows {guard.limit:.0%}); the weights from "
+            f"before the step were restored, so its {n_items} item(s) were not "
+            "unlearned by it. Try a smaller lr, fewer epochs or another unlearner."
+        )
+    return model, status, message, ctx
+
+
 def run_plan(
     plan: Plan,
     model: torch.nn.Module,
@@ -136,13 +214,14 @@ def run_plan(
     retain_guard: float | None = RETAIN_GUARD,
 ) -> UnlearnResult:
     """Run ``plan`` on a private model copy with validated data (no input checks here)."""
-    unlearners = [s.build() for s in plan.steps]
-    for i, (s, u) in enumerate(zip(plan.steps, unlearners)):
+    unlearners = [s.build_all() for s in plan.steps]
+    for i, us in enumerate(unlearners):
         retain_i = _retain_for_step(plan, i, forget, retain)
-        try:
-            u._check_can_run(retain_i)
-        except InvalidParameterError as err:
-            raise InvalidParameterError(f"plan step {i} ({s.unlearner}): {err}") from None
+        for u in us:
+            try:
+                u._check_can_run(retain_i)
+            except InvalidParameterError as err:
+                raise InvalidParameterError(f"plan step {i} ({unlearner_key(u)}): {err}") from None
 
     model = model.to(device)
     dtype = model_dtype(model)
@@ -154,83 +233,35 @@ def run_plan(
     show = _progress_enabled(progress)
     results: list[StepResult] = []
     t_exec = time.perf_counter()
-    for i, (s, u, step_seed) in enumerate(zip(plan.steps, unlearners, step_seeds(seed, len(plan)))):
+    for i, (s, us, step_seed) in enumerate(zip(plan.steps, unlearners, step_seeds(seed, len(plan)))):
         forget_i = forget.subset(np.asarray(s.indices, dtype=np.int64))
         retain_i = _retain_for_step(plan, i, forget, retain)
         snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(desc=f"step {i + 1}/{len(plan)} {s.unlearner}", unit="it", leave=True)
-
-        def on_start(total: int, bar=bar) -> None:
-            if bar is not None:
-                bar.reset(total=total)
-
-        def on_progress(n: int, loss: float | None, bar=bar) -> None:
-            if bar is not None:
-                bar.update(n)
-                if loss is not None:
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-
-        status, message = "ok", ""
-        # retrain is the reference itself: whatever it reaches is what retraining gives
-        guarded = guard.data is not None and not u.tags.exact
-        guard.start_step()
         t0 = time.perf_counter()
-        with seeded(step_seed, device) as gen:
-            ctx = RunContext(
-                device=device,
-                generator=gen,
-                seed=step_seed,
-                n_classes=n_classes,
-                on_progress=on_progress,
-                on_start=on_start,
-                on_epoch_end=guard.on_epoch_end if guarded else None,
+        failed: list[str] = []
+        for u in us:
+            name = unlearner_key(u)
+            desc = f"step {i + 1}/{len(plan)} {name}" if show else None
+            model, status, message, ctx = _attempt(
+                u, name, model, forget_i, retain_i, guard, len(s.indices), step_seed, device,
+                n_classes, desc,
             )
-            was_training = model.training
-            try:
-                out = u._unlearn(model, forget_i, retain_i, ctx)
-                if out is not None:
-                    if not isinstance(out, torch.nn.Module):
-                        raise TypeError(
-                            f"{type(u).__name__}._unlearn must return the model (an nn.Module), "
-                            f"returned {type(out).__name__}."
-                        )
-                    model = out
-                if not _all_finite(model):
-                    raise NonFiniteLossError(float("nan"), ctx.iterations)
-            except NonFiniteLossError as err:
-                status = "diverged"
-                message = (
-                    f"{s.unlearner}: loss or weights became {err.value} at iteration "
-                    f"{err.iteration}; the step was stopped and the weights from before it "
-                    "restored. Try a smaller lr."
-                )
-            finally:
-                model.train(was_training)
-                if bar is not None:
-                    bar.close()
-        model.eval()
-        collapsed = guard.after_step(model) if status == "ok" and guarded else None
-        if collapsed is not None:
-            status = "collapsed"
-            message = (
-                f"{s.unlearner}: retain accuracy fell from {guard.before:.3f} to {collapsed[1]:.3f} "
-                f"({collapsed[0]:.0%} of the accuracy above the majority-class rate "
-                f"{guard.floor:.3f}; retain_guard allows {guard.limit:.0%}); the weights from "
-                f"before the step were restored, so its {len(s.indices)} item(s) were not "
-                "unlearned by it. Try a smaller lr, fewer epochs or another unlearner."
-            )
-        if status != "ok":
+            if status == "ok":
+                break
             model.load_state_dict(snapshot)
+            failed.append(message)
+        if status == "ok" and failed:
+            status = "fallback"
+            message = " ".join(failed) + f" Its fallback {name} ran instead."
+        elif status != "ok":
+            if len(us) > 1:
+                message = " ".join(failed) + " No fallback was left."
             warnings.warn(message, DivergenceWarning, stacklevel=3)
         results.append(
             StepResult(
                 step=i,
                 group=s.group,
-                unlearner=s.unlearner,
+                unlearner=name,
                 n_items=len(s.indices),
                 seconds=time.perf_counter() - t0,
                 iterations=ctx.iterations,

@@ -22,7 +22,8 @@ class StepResult:
     Attributes:
         step: position in the plan.
         group: the profile group treated.
-        unlearner: the unlearner's name.
+        unlearner: the name of the unlearner that ran (the last one tried when
+            the step has fallbacks).
         n_items: forget items in the step.
         seconds: wall-clock time of the step.
         iterations: optimiser iterations reported by the unlearner.
@@ -30,7 +31,9 @@ class StepResult:
         status: ``"ok"``; ``"diverged"`` when the loss or the weights became
             NaN/inf; ``"collapsed"`` when the step cost the model more retain
             accuracy than ``retain_guard`` allows. In both cases the step was
-            stopped or undone and the weights from before it restored.
+            stopped or undone and the weights from before it restored;
+            ``"fallback"`` when that happened to the step's unlearner and one
+            of its fallbacks then ran without it.
         message: details for a status other than ``"ok"``.
     """
 
@@ -81,8 +84,11 @@ class UnlearnResult:
 
     @property
     def diverged(self) -> bool:
-        """Whether any step was rolled back (its loss became NaN or infinite, or it collapsed)."""
-        return any(s.status != "ok" for s in self.steps)
+        """Whether any step was rolled back (its loss became NaN or infinite, or it collapsed).
+
+        A step rescued by one of its fallbacks does not count.
+        """
+        return any(s.status in ("diverged", "collapsed") for s in self.steps)
 
     def __str__(self) -> str:
         rows = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ class Step:
         unlearner: a registry name (or ``module:Class`` for unregistered classes).
         params: the unlearner's hyper-parameters.
         retain_policy: ``"strict"`` or ``"progressive"`` (see :data:`RETAIN_POLICIES`).
+        fallbacks: ``(unlearner, params)`` pairs run in turn, from the weights
+            before the step, when the unlearner before them diverges or is undone
+            by the executor's retain guard.
     """
 
     group: int
@@ -47,45 +51,50 @@ class Step:
     unlearner: str
     params: dict = field(default_factory=dict)
     retain_policy: str = "strict"
-    #: The unlearner object the step was made from (not serialised); lets
-    #: classes that cannot be re-imported by name (defined in a function) run.
-    instance: Unlearner | None = field(default=None, compare=False, repr=False)
+    fallbacks: tuple[tuple[str, dict], ...] = ()
+    #: The unlearner objects the step was made from, primary then fallbacks
+    #: (not serialised); lets classes that cannot be re-imported by name
+    #: (defined in a function) run.
+    instance: tuple[Unlearner, ...] | Unlearner | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", tuple(np.asarray(self.indices, dtype=np.int64).ravel().tolist()))
         object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "fallbacks", tuple((str(n), dict(p)) for n, p in self.fallbacks))
 
     @classmethod
     def from_unlearner(
-        cls, group: int, indices: Any, unlearner: Unlearner, retain_policy: str = "strict"
+        cls, group: int, indices: Any, unlearner: Unlearner, retain_policy: str = "strict",
+        fallbacks: Sequence[Unlearner] = (),
     ) -> Step:
         return cls(
             group, indices, unlearner_key(unlearner), unlearner.get_params(), retain_policy,
-            instance=unlearner,
+            fallbacks=tuple((unlearner_key(f), f.get_params()) for f in fallbacks),
+            instance=(unlearner, *fallbacks),
         )
 
     def build(self) -> Unlearner:
         """Instantiate the step's unlearner with its parameters."""
-        from rum.unlearners.registry import UNLEARNERS, make_unlearner
+        return self.build_all()[0]
 
-        if self.instance is not None:
-            return make_unlearner(type(self.instance), self.params, "step.unlearner")
-        if self.unlearner in UNLEARNERS or ":" not in self.unlearner:
-            return make_unlearner(self.unlearner, self.params, "step.unlearner")
-        module, _, qual = self.unlearner.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in qual.split("."):
-            obj = getattr(obj, part)
-        return make_unlearner(obj, self.params, "step.unlearner")
+    def build_all(self) -> list[Unlearner]:
+        """The step's unlearner, then its fallbacks, instantiated with their parameters."""
+        made = self.instance if isinstance(self.instance, tuple) else (self.instance,)
+        specs = [(self.unlearner, self.params), *self.fallbacks]
+        return [_build(name, params, made[i] if i < len(made) else None)
+                for i, (name, params) in enumerate(specs)]
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "group": self.group,
             "indices": list(self.indices),
             "unlearner": self.unlearner,
             "params": jsonable(self.params),
             "retain_policy": self.retain_policy,
         }
+        if self.fallbacks:
+            out["fallbacks"] = [{"unlearner": n, "params": jsonable(p)} for n, p in self.fallbacks]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Step:
@@ -95,7 +104,23 @@ class Step:
             unlearner=d["unlearner"],
             params=dict(d.get("params") or {}),
             retain_policy=d.get("retain_policy", "strict"),
+            fallbacks=tuple((f["unlearner"], dict(f.get("params") or {})) for f in d.get("fallbacks", ())),
         )
+
+
+def _build(name: str, params: dict, instance: Unlearner | None) -> Unlearner:
+    """An unlearner from its recorded name and parameters (or the class of ``instance``)."""
+    from rum.unlearners.registry import UNLEARNERS, make_unlearner
+
+    if instance is not None:
+        return make_unlearner(type(instance), params, "step.unlearner")
+    if name in UNLEARNERS or ":" not in name:
+        return make_unlearner(name, params, "step.unlearner")
+    module, _, qual = name.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in qual.split("."):
+        obj = getattr(obj, part)
+    return make_unlearner(obj, params, "step.unlearner")
 
 
 @dataclass(frozen=True)
@@ -154,7 +179,8 @@ class Plan:
             params = ", ".join(
                 f"{k}={v}" for k, v in jsonable(s.params).items() if v is not None
             )
-            rows.append([i, s.group, len(s.indices), s.unlearner, c, params])
+            name = " else ".join([s.unlearner, *(n for n, _ in s.fallbacks)])
+            rows.append([i, s.group, len(s.indices), name, c, params])
         title = f"Plan ({self.policy}, {len(self.steps)} step(s), {self.n_forget} forget items)"
         text = table(
             ["step", "group", "items", "unlearner", "est. retain epochs", "params"], rows, title

@@ -72,6 +72,24 @@ def as_unlearner(spec: Any, argument: str) -> Unlearner:
     return make_unlearner(spec, None, argument)
 
 
+def as_choice(spec: Any, argument: str) -> tuple[Unlearner, tuple[Unlearner, ...]]:
+    """A spec, or a list of specs in order of preference, as ``(unlearner, fallbacks)``.
+
+    A list names fallbacks: the executor runs the next one when the one before
+    diverges or is undone by its retain guard. A ``(name, params)`` pair (also
+    as a two-item list from JSON) is one spec.
+    """
+    if isinstance(spec, list) and not (len(spec) == 2 and isinstance(spec[1], Mapping)):
+        if not spec:
+            raise InvalidParameterError(
+                f"{argument} is an empty list: name an unlearner, or several in order of preference."
+            )
+        made = [as_unlearner(tuple(x) if isinstance(x, list) else x, f"{argument}[{i}]")
+                for i, x in enumerate(spec)]
+        return made[0], tuple(made[1:])
+    return as_unlearner(tuple(spec) if isinstance(spec, list) else spec, argument), ()
+
+
 def difficulty_names(n_groups: int) -> list[str]:
     """``low``/``medium``/``high`` for each group in easiest-first order."""
     if n_groups == 1:
@@ -203,15 +221,14 @@ class RUM(Policy):
         names = difficulty_names(profile.n_groups)
         for s, level in zip(profile.summary, names):
             spec = user.get(s.group, user.get(level, RUM_MAPPING[level]))
-            u = as_unlearner(spec, f"unlearners[{s.group!r}]")
+            u, fallbacks = as_choice(spec, f"unlearners[{s.group!r}]")
             if type(u).name == "noop":
                 continue
-            steps.append(Step.from_unlearner(s.group, profile.indices(s.group), u))
+            steps.append(Step.from_unlearner(s.group, profile.indices(s.group), u, fallbacks=fallbacks))
         repair = user.get("repair", RUM_MAPPING["repair"])
         if repair is not None:
-            steps.append(
-                Step.from_unlearner(-1, range(len(profile)), as_unlearner(repair, "unlearners['repair']"))
-            )
+            u, fallbacks = as_choice(repair, "unlearners['repair']")
+            steps.append(Step.from_unlearner(-1, range(len(profile)), u, fallbacks=fallbacks))
         if not steps:
             steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
         return steps
@@ -234,9 +251,10 @@ class UserMapping(Policy):
                 f"(it has {sorted(groups)})."
             )
         return [
-            Step.from_unlearner(s.group, profile.indices(s.group), as_unlearner(unlearners[s.group], f"unlearners[{s.group}]"))
+            Step.from_unlearner(s.group, profile.indices(s.group), u, fallbacks=fallbacks)
             for s in profile.summary
             if s.group in unlearners
+            for u, fallbacks in [as_choice(unlearners[s.group], f"unlearners[{s.group}]")]
         ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,21 @@ def test_default_pipeline_gets_close_to_the_oracle_on_the_digits_demo(digits, or
     assert [s.status for s in res.steps] == ["ok"] * len(res.steps)
     assert rum.evaluate(res.model, **kw).tow > 0.9
     assert rum.evaluate(digits.model, **kw).tow < 0.5
+
+
+def test_rum_mapping_takes_fallbacks_in_order_of_preference():
+    p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
+    plan = rum.plan(p, unlearners={"high": ["salun", ("random-label", {"epochs": 2})]})
+    high = next(s for s in plan.steps if s.group == 2)
+    assert high.unlearner == "salun"
+    assert high.fallbacks == (("random-label", rum.get_unlearner("random-label")(epochs=2).get_params()),)
+    assert "salun else random-label" in str(plan)
+    assert rum.Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert [type(u).name for u in high.build_all()] == ["salun", "random-label"]
+    # a JSON pair is still one unlearner with its parameters, not a fallback
+    pair = rum.plan(p, policy="mapping", unlearners={2: ["finetune", {"epochs": 2}]})
+    assert pair.steps[0].params["epochs"] == 2 and pair.steps[0].fallbacks == ()
+    with pytest.raises(rum.exceptions.InvalidParameterError, match=r"unlearners\[2\] is an empty list"):
+        rum.plan(p, policy="mapping", unlearners={2: []})
+    with pytest.raises(rum.exceptions.UnknownNameError, match=r"unlearners\['high'\]\[1\]|no-such"):
+        rum.plan(p, unlearners={"high": ["salun", "no-such"]})
