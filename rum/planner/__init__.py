@@ -94,7 +94,7 @@ def plan(
         >>> import numpy as np, rum
         >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
         >>> print(", ".join(s.unlearner for s in rum.plan(p).steps))
-        scrub, random-label, random-label, finetune
+        scrub, random-label, salun, finetune
         >>> print(rum.plan(p, policy="vanilla", unlearners="neggrad+").steps[0].unlearner)
         neggrad+
     """
