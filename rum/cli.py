@@ -156,7 +156,7 @@ def _unlearners_value(text: str | None) -> Any:
                 g = int(k)
             except ValueError:
                 raise CLIError(f"--unlearners: group keys must be integers, got {k!r}.") from None
-            out[g] = (v[0], v[1]) if isinstance(v, list) and len(v) == 2 and isinstance(v[1], dict) else v
+            out[g] = v  # the policy reads a [name, params] list as one pair, other lists as fallbacks
         return out
     return value
 

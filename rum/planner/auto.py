@@ -54,26 +54,18 @@ AUTO_PATIENCE = 2
 
 def _spec_list(value, argument: str) -> tuple:
     """One spec or a list of specs as a tuple of :class:`Unlearner` instances (validated)."""
-    from collections.abc import Mapping
-
     from rum.exceptions import InvalidParameterError
-    from rum.planner.policies import as_unlearner
+    from rum.planner.policies import as_unlearners, is_pair
 
-    def is_pair(v) -> bool:
-        return isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[1], Mapping)
-
-    if is_pair(value) or not isinstance(value, (list, tuple)):
-        value = [value]
-    if len(value) == 0:
+    specs = list(value) if isinstance(value, (list, tuple)) and not is_pair(value) else [value]
+    if not specs:
         raise InvalidParameterError(
             f"{argument} is empty: give at least one unlearner to try, e.g. ['random-label', 'scrub']."
         )
-    out = []
-    for i, spec in enumerate(value):
-        u = as_unlearner(tuple(spec) if is_pair(spec) else spec, f"{argument}[{i}]")
+    out = as_unlearners(specs, argument)
+    for u in out:
         u.validate_params()
-        out.append(u)
-    return tuple(out)
+    return out
 
 
 def parse_candidates(unlearners) -> tuple[tuple | None, tuple | None]:

@@ -7,7 +7,7 @@ registered under a name. Users add their own with :func:`register_policy`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -76,6 +76,17 @@ def as_unlearner(spec: Any, argument: str) -> Unlearner:
     return make_unlearner(spec, None, argument)
 
 
+def is_pair(spec: Any) -> bool:
+    """Whether ``spec`` is one ``(name, params)`` pair (a two-item list too, as JSON gives it)."""
+    return isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Mapping)
+
+
+def as_unlearners(specs: Sequence, argument: str) -> tuple[Unlearner, ...]:
+    """Several specs (pairs may be two-item lists) as unlearners, named ``argument[i]`` in errors."""
+    return tuple(as_unlearner(tuple(x) if is_pair(x) else x, f"{argument}[{i}]")
+                 for i, x in enumerate(specs))
+
+
 def as_choice(spec: Any, argument: str) -> tuple[Unlearner, tuple[Unlearner, ...]]:
     """A spec, or a list of specs in order of preference, as ``(unlearner, fallbacks)``.
 
@@ -83,15 +94,14 @@ def as_choice(spec: Any, argument: str) -> tuple[Unlearner, tuple[Unlearner, ...
     diverges or is undone by its retain guard. A ``(name, params)`` pair (also
     as a two-item list from JSON) is one spec.
     """
-    if isinstance(spec, list) and not (len(spec) == 2 and isinstance(spec[1], Mapping)):
+    if isinstance(spec, list) and not is_pair(spec):
         if not spec:
             raise InvalidParameterError(
                 f"{argument} is an empty list: name an unlearner, or several in order of preference."
             )
-        made = [as_unlearner(tuple(x) if isinstance(x, list) else x, f"{argument}[{i}]")
-                for i, x in enumerate(spec)]
-        return made[0], tuple(made[1:])
-    return as_unlearner(tuple(spec) if isinstance(spec, list) else spec, argument), ()
+        made = as_unlearners(spec, argument)
+        return made[0], made[1:]
+    return as_unlearner(tuple(spec) if is_pair(spec) else spec, argument), ()
 
 
 def difficulty_names(n_groups: int) -> list[str]:
