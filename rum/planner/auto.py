@@ -63,8 +63,11 @@ def _spec_list(value, argument: str) -> tuple:
             f"{argument} is empty: give at least one unlearner to try, e.g. ['random-label', 'scrub']."
         )
     out = as_unlearners(specs, argument)
-    for u in out:
-        u.validate_params()
+    for i, u in enumerate(out):
+        try:
+            u.validate_params()
+        except InvalidParameterError as err:
+            raise InvalidParameterError(f"{argument}[{i}]: {err}") from None
     return out
 
 

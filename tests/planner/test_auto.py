@@ -192,7 +192,7 @@ def test_auto_keeps_the_candidate_with_the_lowest_search_score(digits):
 @pytest.mark.parametrize("bad, match", [
     ([], "unlearners is empty"),
     (["random-label", "no-such-unlearner"], r"unlearners\[1\]"),
-    ({"candidates": [("scrub", {"epochs": -1})]}, "epochs"),
+    ({"candidates": [("scrub", {"epochs": -1})]}, r"unlearners\['candidates'\]\[0\]: .*epochs"),
     ({"repair": "nope"}, r"unlearners\['repair'\]\[0\]"),
 ])
 def test_auto_candidates_are_checked_before_any_work(small, bad, match, monkeypatch):
