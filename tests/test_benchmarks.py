@@ -12,6 +12,11 @@ def test_quick_suite_reports_rum_auto_and_singles_against_retrain():
     assert "| method | random | mem-high | mixed |" in text
     assert "- RUM: ToW >= best single unlearner on" in text
     assert "time" in text and "x retrain" in text
+    # the noise ceiling is a real second retrain: another seed, so not the oracle's own weights
+    row = next(line for line in text.splitlines() if line.startswith(f"| {rum_suite.ANOTHER_RETRAIN} |"))
+    mean_tow = float(row.split("|")[-4])
+    assert 0.5 < mean_tow < 1.0
+    assert "- Noise ceiling: retraining with another seed scores mean ToW" in text
 
 
 def test_auto_target_estimators_are_the_brute_force_neighbour_agreement():
