@@ -158,6 +158,9 @@ def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
                           progress=False)
     assert [s.status for s in res.steps] == ["ok", "collapsed"]
     assert res.diverged and "66 item(s) were not unlearned" in res.steps[1].message
+    # the hint names the step's own settings: its lr, and Adam as the way out of SGD
+    assert "this step used lr=0.5" in res.steps[1].message
+    assert "optimizer='adam'" in res.steps[1].message
     assert state_equal(res.model, first.model)  # the weights after the last good step
     assert accuracy(res.model, digits.retain) == pytest.approx(1.0)
     # without the guard the same step runs to the end and the model is wrecked
@@ -312,3 +315,15 @@ def test_the_default_pipeline_handles_a_single_forget_item(small):
     assert res.profile.n_groups == 1 and len(res.profile) == 1
     with pytest.raises(InvalidParameterError, match="n_groups=3 is larger than the forget set"):
         rum.unlearn(model, (Xf[:1], yf[:1]), retain, n_groups=3)
+
+
+def test_retry_hint_names_the_step_settings_that_can_change():
+    from rum.executor import retry_hint
+    from rum.unlearners.registry import make_unlearner
+
+    sgd = retry_hint(make_unlearner("scrub", {}, "unlearner"))
+    assert "lr=0.02" in sgd and "optimizer='adam'" in sgd
+    adam = retry_hint(make_unlearner("finetune", {"optimizer": "adam", "lr": 1e-3}, "unlearner"))
+    assert "lr=0.001" in adam and "optimizer=" not in adam
+    # an unlearner without an lr still gets advice, without a made-up value
+    assert retry_hint(PoisonWeights()).startswith("Try a smaller lr, fewer epochs")

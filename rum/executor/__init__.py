@@ -121,6 +121,19 @@ class _RetainGuard:
         return (lost, acc) if hit else None
 
 
+def retry_hint(u) -> str:
+    """What to change when ``u`` diverged or wrecked the model, with its own settings named."""
+    params = u.get_params()
+    lr = params.get("lr")
+    tips = [f"a smaller lr (this step used lr={lr:g})" if isinstance(lr, (int, float)) else "a smaller lr"]
+    if params.get("optimizer") == "sgd":
+        # measured: SCRUB's SGD steps wreck a CNN trained with Adam even at a tenth of its lr
+        tips.append("optimizer='adam' with lr=1e-3 (a model trained with Adam may only take "
+                    "much smaller SGD steps)")
+    tips.append("fewer epochs")
+    return "Try " + ", ".join(tips) + ", or another unlearner."
+
+
 def _attempt(
     u, name: str, model: torch.nn.Module, forget_i: TensorData, retain_i: TensorData | None,
     guard: _RetainGuard, n_items: int, step_seed: int, device: torch.device, n_classes: int,
@@ -179,7 +192,7 @@ def _attempt(
             message = (
                 f"{name}: loss or weights became {err.value} at iteration "
                 f"{err.iteration}; the step was stopped and the weights from before it "
-                "restored. Try a smaller lr."
+                f"restored. {retry_hint(u)}"
             )
         finally:
             model.train(was_training)
@@ -194,7 +207,7 @@ def _attempt(
             f"({collapsed[0]:.0%} of the accuracy above the majority-class rate "
             f"{guard.floor:.3f}; retain_guard allows {guard.limit:.0%}); the weights from "
             f"before the step were restored, so its {n_items} item(s) were not "
-            "unlearned by it. Try a smaller lr, fewer epochs or another unlearner."
+            f"unlearned by it. {retry_hint(u)}"
         )
     return model, status, message, ctx
 
