@@ -35,3 +35,22 @@ def test_auto_target_estimators_are_the_brute_force_neighbour_agreement():
     net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     assert torch.equal(first_hidden(net, keys), torch.relu(net[0](keys)).detach())
     assert first_hidden(torch.nn.Sequential(torch.nn.Linear(5, 2)), keys) is None
+
+
+def test_calibrated_target_is_the_held_out_accuracy_at_the_same_agreement():
+    import numpy as np
+
+    from benchmarks.auto_targets import calibrated
+
+    # held out: wrong below agreement 0.5, right above it, except one miss at 0.7, which
+    # pools with 0.6 (an accuracy of 1/2 there); in between, linear; outside, clipped
+    agree = np.array([0.0, 0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 0.9])
+    correct = np.array([0, 0, 0, 0, 1, 0, 1, 1], float)
+    got = calibrated(np.array([0.05, 0.45, 0.65, 0.85, 0.95]), agree, correct)
+    np.testing.assert_allclose(got, [0.0, 0.25, 0.5, 1.0, 1.0])
+    # monotone in agreement, inside [0, 1], whatever the held-out pattern
+    rng = np.random.default_rng(0)
+    a, c = rng.random(50), (rng.random(50) < 0.6).astype(float)
+    q = np.sort(rng.random(30))
+    out = calibrated(q, a, c)
+    assert np.all(np.diff(out) >= -1e-12) and out.min() >= 0 and out.max() <= 1
