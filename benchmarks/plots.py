@@ -82,7 +82,9 @@ def main() -> None:
             "## RUM suite: summary across tasks\n\nCommand: `python -m benchmarks.plots` (reads "
             "the rows saved by `python -m benchmarks.rum_suite --tasks <task> --threads 1`, one "
             "run per task, below). Mean ToW against retrain over the 9 forget scenarios and 3 "
-            "seeds of each task, sorted by the mean over tasks.\n\n" + summary_table(all_rows),
+            "seeds of each task, sorted by the mean over tasks. `retrain (another seed)` is the "
+            "same recipe retrained from another seed: how close two retrains get, the ceiling "
+            "for every other row.\n\n" + summary_table(all_rows),
         )
     if lines:
         write_section(
