@@ -182,14 +182,20 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
     return rows
 
 
+def _scenario_means(mr: list[dict], scen_names: list[str]) -> dict[str, float]:
+    """Mean ToW of the rows ``mr`` on each scenario."""
+    return {s: float(np.mean([r["tow"] for r in mr if r["scenario"] == s])) for s in scen_names}
+
+
+def _wins(means: dict[str, float], best_single: dict[str, float]) -> int:
+    """Scenarios where ``means`` is >= the best single unlearner's mean ToW."""
+    return int(sum(means[s] >= best_single[s] - 1e-9 for s in means))
+
+
 def _against_best_single(mr: list[dict], best_single: dict, scen_names: list[str]) -> tuple[int, float | None]:
     """Scenarios where ``mr``'s mean ToW is >= the best single unlearner's, and its mixed ToW."""
-    wins = sum(
-        np.mean([r["tow"] for r in mr if r["scenario"] == s]) >= best_single[s] - 1e-9
-        for s in scen_names
-    )
     mixed = [r["tow"] for r in mr if r["scenario"] == "mixed"]
-    return int(wins), (float(np.mean(mixed)) if mixed else None)
+    return _wins(_scenario_means(mr, scen_names), best_single), (float(np.mean(mixed)) if mixed else None)
 
 
 def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: dict) -> str:
@@ -233,6 +239,15 @@ def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: 
                 f"- {m}: ToW >= best single unlearner on {wins}/{len(scen_names)} scenarios; "
                 + (f"mixed-scenario ToW {mixed:.3f}; " if mixed is not None else "")
                 + f"time {ratio:.3f}x retrain; profiling {100 * prof:.1f} % of its time."
+            )
+        if {"RUM", "auto"} <= {r["method"] for r in tr}:
+            # the issue's wording of the target: RUM or auto reaches the bar on each scenario
+            rum_m, auto_m = (_scenario_means([r for r in tr if r["method"] == m], scen_names)
+                             for m in ("RUM", "auto"))
+            wins = _wins({s: max(rum_m[s], auto_m[s]) for s in scen_names}, best_single)
+            lines.append(
+                f"- RUM or auto, the better of the two on each scenario: ToW >= best single "
+                f"unlearner on {wins}/{len(scen_names)} scenarios."
             )
         ref = [r for r in tr if r["method"] == ANOTHER_RETRAIN]
         if ref:

@@ -54,3 +54,18 @@ def test_calibrated_target_is_the_held_out_accuracy_at_the_same_agreement():
     q = np.sort(rng.random(30))
     out = calibrated(q, a, c)
     assert np.all(np.diff(out) >= -1e-12) and out.min() >= 0 and out.max() <= 1
+
+
+def test_targets_count_rum_or_auto_per_scenario_against_the_best_single():
+    # three scenarios: RUM wins "a", auto wins "b", neither reaches the bar on "c"
+    tow = {"single:x": (0.8, 0.8, 0.8), "RUM": (0.9, 0.7, 0.7), "auto": (0.6, 0.85, 0.79)}
+    rows = [
+        {"task": "t", "seed": seed, "scenario": s, "method": m, "tow": v, "tow_mia": v,
+         "seconds": 1.0, "retrain_s": 4.0, "profile_s": 0.1}
+        for m, vals in tow.items() for s, v in zip("abc", vals) for seed in (0, 1)
+    ]
+    text = rum_suite.summarise(rows, ["t"], list("abc"), dict.fromkeys(tow))
+    assert "- RUM: ToW >= best single unlearner on 1/3 scenarios" in text
+    assert "- auto: ToW >= best single unlearner on 1/3 scenarios" in text
+    assert "- RUM or auto, the better of the two on each scenario: ToW >= best single unlearner on 2/3" in text
+    assert "time 0.250x retrain" in text
