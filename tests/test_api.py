@@ -168,8 +168,54 @@ def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
                       progress=False, retain_guard=None)
     assert [s.status for s in off.steps] == ["ok", "ok"]
     assert accuracy(off.model, digits.retain) < 0.2
-    # with the guard the step stopped at the first epoch that wrecked the model (of 3)
+    # with the guard the step stopped before its last epoch (of 3)
     assert res.steps[1].iterations < off.steps[1].iterations
+
+
+class Scripted(rum.Unlearner):
+    """Each epoch sets the last layer to a scripted state: ``keep`` (the model's own),
+    ``half`` (classes 0-5 never predicted, about 60 % of the skill lost) or ``chance``
+    (always predicts class 0); one iteration per epoch."""
+
+    def __init__(self, script: tuple = ("keep",)):
+        self.script = script
+
+    def _unlearn(self, model, forget, retain, ctx):
+        last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+        w, b = last.weight.detach().clone(), last.bias.detach().clone()
+        for state in self.script:
+            with torch.no_grad():
+                last.weight.copy_(w)
+                last.bias.copy_(b)
+                if state == "half":
+                    last.bias[:6] = -1e4
+                elif state == "chance":
+                    last.weight.zero_()
+                    last.bias.copy_(torch.arange(len(b), 0, -1, dtype=b.dtype))
+            ctx.step(None)
+            if ctx.end_epoch(model):
+                break
+        return model
+
+
+@pytest.mark.parametrize(
+    "script, epochs_run, status",
+    [
+        (("chance", "chance", "chance"), 1, "collapsed"),  # no skill left: stopped at once
+        (("chance", "keep", "keep"), 1, "collapsed"),  # ... even if it would have come back
+        (("half", "half", "half"), 2, "collapsed"),  # wrecked, and no better after one more epoch
+        (("half", "keep", "keep"), 3, "ok"),  # wrecked, then recovered: kept
+    ],
+)
+def test_retain_guard_stops_a_step_at_chance_at_once_and_gives_a_wrecked_one_another_epoch(
+    digits, script, epochs_run, status
+):
+    step = rum.Step.from_unlearner(0, range(126), Scripted(script))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        res = rum.execute(rum.Plan((step,), n_forget=126), digits.model, digits.forget,
+                          digits.retain, random_state=0, progress=False)
+    assert (res.steps[0].iterations, res.steps[0].status) == (epochs_run, status)
 
 
 def test_a_fallback_runs_when_the_step_is_undone_and_gives_what_it_gives_alone(digits):
