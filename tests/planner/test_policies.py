@@ -49,7 +49,10 @@ def test_rum_default_mapping_relabels_the_most_memorized_and_repairs_at_the_end(
     p = rum.plan(prof)
     assert [(s.group, s.unlearner) for s in p.steps] == [
         (0, "scrub"), (1, "random-label"), (2, "salun"), (-1, "finetune")]
-    # SalUn collapses some networks; plain relabelling is its fallback
+    # SCRUB and SalUn collapse some networks: one epoch of NegGrad+ and plain relabelling
+    # are their fallbacks
+    [(name, params)] = p.steps[0].fallbacks
+    assert (name, params["epochs"]) == ("neggrad+", 1)
     assert [n for n, _ in p.steps[2].fallbacks] == ["random-label"]
     assert p.steps[-1].indices == tuple(range(8))
 
