@@ -49,7 +49,7 @@ def plot_task(rows: list[dict], task: str, path: Path) -> None:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Mean ToW (and time / retrain) of every method on every task, and across tasks."""
+    """Mean ToW of every method on every task, and across tasks."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     out = ["| method | " + " | ".join(tasks) + " | mean over tasks | worst task |",
