@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from rum._validation import NONE, Interval, Options, check_random_state, validate_params
+from rum.data import as_data
 from rum.exceptions import InvalidParameterError
 from rum.planner._plan import RETAIN_POLICIES, Plan, Step
 from rum.planner.policies import (
@@ -83,11 +84,13 @@ def plan(
         retain_policy: ``"strict"`` (every step's retain data excludes the whole
             forget set) or ``"progressive"`` (groups not yet processed stay in
             the retain data of earlier steps).
-        n_retain: retain-set size, for the cost estimate.
+        n_retain: retain-set size, for the cost estimate (taken from
+            ``retain_set`` when that is given).
         random_state: seed of the ``"shuffle"`` and ``"auto"`` policies.
         model: for ``"auto"``: the trained model to search on.
         forget_set: for ``"auto"``: the forget data, in forget-set order.
-        retain_set: for ``"auto"``: the retain data.
+        retain_set: for ``"auto"``: the retain data; for any policy, its size
+            sets ``n_retain`` when that is left at 0.
         device: for ``"auto"``: where the search runs.
 
     Example:
@@ -112,6 +115,8 @@ def plan(
         "rum.plan",
     )
     seed = check_random_state(random_state)
+    if retain_set is not None and not n_retain:
+        n_retain = len(as_data(retain_set, "retain_set", allow_empty=True))
     if isinstance(policy, str) and policy == "auto":
         if model is None or forget_set is None or retain_set is None:
             raise InvalidParameterError(

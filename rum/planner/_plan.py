@@ -188,6 +188,9 @@ class Plan:
         known = [c for c in costs if c is not None]
         if known and len(known) == len(costs):
             text += f"\nestimated total: {sum(known):.2f} retain epochs"
+        elif not self.n_retain and self.steps:
+            text += ("\nestimated cost: unknown without the retain set's size "
+                     "(rum.plan(..., n_retain=len(retain_set)) or retain_set=...)")
         return text
 
     def to_networkx(self):

@@ -116,7 +116,14 @@ def test_dry_run_prints_the_estimated_cost(prof):
     q = rum.plan(prof, policy="uniform", unlearners=("random-label", {"epochs": 1, "retain_ratio": 1.0}), n_retain=100)
     # random-label processes the group plus as many retain items, once
     assert q.estimated_cost() == [0.06, 0.04, 0.06]
-    assert rum.plan(prof).estimated_cost() == [None] * 4  # retain size unknown
+    unknown = rum.plan(prof)
+    assert unknown.estimated_cost() == [None] * 4  # retain size unknown, and the table says how
+    assert "estimated cost: unknown without the retain set's size" in str(unknown)
+    # the retain set itself gives its size
+    X, y = np.zeros((100, 3), np.float32), np.zeros(100, np.int64)
+    from_data = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}),
+                         retain_set=(X, y))
+    assert from_data.n_retain == 100 and from_data.estimated_cost() == [2.0, 2.0, 2.0]
 
 
 def test_default_pipeline_gets_close_to_the_oracle_on_the_digits_demo(digits, oracle):
