@@ -98,9 +98,8 @@ def unlearn(
             the check off. Retraining never loses retain accuracy, so such a
             step is always a failure (usually a learning rate too large for
             the model); a step that trips it after an epoch and has lost 90 %
-            of that accuracy or not improved since the previous epoch is
-            stopped early. ``retrain``
-            itself is never checked.
+            of that accuracy, or not improved since the previous epoch, is
+            stopped early. ``retrain`` itself is never checked.
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
             pipeline's options: the planner's ``policy``, ``unlearners``,
             ``retain_policy``, ``budget`` (see :func:`rum.plan`) and the profiler's
