@@ -123,6 +123,16 @@ def _build(name: str, params: dict, instance: Unlearner | None) -> Unlearner:
     return make_unlearner(obj, params, "step.unlearner")
 
 
+def _with_changes(name: str, params: dict) -> str:
+    """``name`` and the parameters that differ from its defaults, e.g. ``neggrad+(epochs=1)``."""
+    try:
+        defaults = jsonable(_build(name, {}, None).get_params())
+    except Exception:  # noqa: BLE001 - a label must never break printing
+        return name
+    changed = [f"{k}={v}" for k, v in jsonable(params).items() if defaults.get(k) != v]
+    return f"{name}({', '.join(changed)})" if changed else name
+
+
 @dataclass(frozen=True)
 class Plan:
     """An ordered tuple of :class:`Step`, run in sequence by :func:`rum.execute`.
@@ -179,7 +189,7 @@ class Plan:
             params = ", ".join(
                 f"{k}={v}" for k, v in jsonable(s.params).items() if v is not None
             )
-            name = " else ".join([s.unlearner, *(n for n, _ in s.fallbacks)])
+            name = " else ".join([s.unlearner, *(_with_changes(n, p) for n, p in s.fallbacks)])
             rows.append([i, s.group, len(s.indices), name, c, params])
         title = f"Plan ({self.policy}, {len(self.steps)} step(s), {self.n_forget} forget items)"
         text = table(

@@ -55,6 +55,8 @@ def test_rum_default_mapping_relabels_the_most_memorized_and_repairs_at_the_end(
     assert (name, params["epochs"]) == ("neggrad+", 1)
     assert [n for n, _ in p.steps[2].fallbacks] == ["random-label"]
     assert p.steps[-1].indices == tuple(range(8))
+    # the dry run shows each fallback with the settings that differ from its defaults
+    assert "scrub else neggrad+(epochs=1) " in str(p) and "salun else random-label " in str(p)
 
 
 def test_rum_mapping_overrides_by_level_or_group(prof):
