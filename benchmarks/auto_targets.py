@@ -63,11 +63,15 @@ def first_hidden(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor | None
     return None
 
 
+def input_space(X: torch.Tensor, X_train: torch.Tensor) -> torch.Tensor:
+    """Items flattened and centred on the mean training item: the ``input`` space."""
+    return X.reshape(len(X), -1) - X_train.reshape(len(X_train), -1).mean(0)
+
+
 def fixed_spaces(task) -> dict[str, torch.Tensor]:
     """Every training item in the spaces that do not depend on the scenario."""
     X = torch.as_tensor(task.X_train).float()
-    flat = X.reshape(len(X), -1)
-    spaces = {"input": flat - flat.mean(0)}
+    spaces = {"input": input_space(X, X)}
     hidden = first_hidden(task.model.eval(), X)
     if hidden is not None:
         spaces["first hidden"] = hidden
@@ -87,11 +91,10 @@ def estimates(task, spaces: dict[str, torch.Tensor], held_out: dict, idx: np.nda
     keep = np.setdiff1d(np.arange(len(y)), idx)
     forget = as_data((task.X_train[idx], task.y_train[idx]), "forget")
     retain = as_data((task.X_train[keep], task.y_train[keep]), "retain")
-    test = as_data((task.X_test, task.y_test), "test")
     model = task.model.eval()
     out = {"embedding": neighbour_targets(model, forget, retain, k=K)}
     out["embedding, calibrated"] = calibrated(
-        out["embedding"], neighbour_targets(model, test, retain, k=K), held_out["correct"]
+        out["embedding"], neighbour_targets(model, held_out["data"], retain, k=K), held_out["correct"]
     )
     for name, F in spaces.items():
         out[name] = label_agreement(F[idx], y[idx], F[keep], y[keep])
@@ -102,13 +105,14 @@ def estimates(task, spaces: dict[str, torch.Tensor], held_out: dict, idx: np.nda
 
 
 def held_out_data(task) -> dict:
-    """The test split in the input space, with the original model's correctness on each item."""
+    """The test split (as data and in the input space), with the original model's
+    correctness on each item; the same for every scenario of a seed."""
     X = torch.as_tensor(task.X_test).float()
-    X_train = torch.as_tensor(task.X_train).float()
     with torch.no_grad():
         correct = (task.model.eval()(X).argmax(1) == torch.as_tensor(task.y_test)).float().numpy()
-    flat = X.reshape(len(X), -1) - X_train.reshape(len(X_train), -1).mean(0)
-    return {"input": flat, "y": torch.as_tensor(task.y_test), "correct": correct}
+    return {"data": as_data((task.X_test, task.y_test), "test"),
+            "input": input_space(X, torch.as_tensor(task.X_train).float()),
+            "y": torch.as_tensor(task.y_test), "correct": correct}
 
 
 def run_task(name: str, seeds: list[int], scen_names: list[str], fz_runs: int) -> str:
