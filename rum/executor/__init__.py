@@ -366,8 +366,8 @@ def execute(
     :class:`rum.exceptions.DivergenceWarning`. ``retain_guard=None`` turns
     the second check off; a step that trips it after an epoch and has lost
     90 % of that accuracy, or not improved since the previous epoch, is
-    stopped early, and ``retrain`` is never checked. ``device``, ``random_state`` and ``progress`` are as in
-    :func:`rum.unlearn`.
+    stopped early, and ``retrain`` is never checked. ``device``,
+    ``random_state`` and ``progress`` are as in :func:`rum.unlearn`.
 
     Example:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP

@@ -115,8 +115,6 @@ def plan(
         "rum.plan",
     )
     seed = check_random_state(random_state)
-    if retain_set is not None and not n_retain:
-        n_retain = len(as_data(retain_set, "retain_set", allow_empty=True))
     if isinstance(policy, str) and policy == "auto":
         if model is None or forget_set is None or retain_set is None:
             raise InvalidParameterError(
@@ -134,11 +132,13 @@ def plan(
             prep, profile,
             {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy},
         )
-        steps = found.steps
+        steps, n_retain = found.steps, n_retain or found.n_retain
         name = "auto"
     else:
         pol = _resolve_policy(policy)
         steps = tuple(pol.steps(profile, unlearners, seed))
         name = pol.name or type(pol).__name__
+        if retain_set is not None and not n_retain:
+            n_retain = len(as_data(retain_set, "retain_set", allow_empty=True))
     steps = tuple(dataclasses.replace(s, retain_policy=retain_policy) for s in steps)
     return Plan(steps=steps, policy=name, n_forget=len(profile), n_retain=n_retain)

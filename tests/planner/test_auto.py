@@ -122,6 +122,7 @@ def test_rum_plan_auto_finds_the_same_plan_as_unlearn(digits, auto_result):
     plan = rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
                     retain_set=digits.retain, random_state=0, device="cpu")
     assert plan.steps == auto_result.plan.steps
+    assert plan.n_retain == auto_result.plan.n_retain == len(digits.retain[1])  # for the cost
     with pytest.raises(rum.exceptions.InvalidParameterError, match="strict retain policy"):
         rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
                  retain_set=digits.retain, retain_policy="progressive")
