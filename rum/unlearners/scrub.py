@@ -19,6 +19,35 @@ from rum.unlearners.registry import register_unlearner
 
 __all__ = ["SCRUB", "distillation_kl"]
 
+#: SCRUB keeps the frozen teacher's logits for a whole set in memory when they
+#: take at most this many bytes, instead of a teacher forward pass per batch
+#: and epoch; larger sets stream as before.
+TEACHER_CACHE_BYTES = 256 * 2**20
+
+
+@torch.no_grad()
+def frozen_logits(teacher: torch.nn.Module, X: torch.Tensor, batch_size: int = 1024,
+                  max_bytes: float | None = None) -> torch.Tensor | None:
+    """The logits of a frozen ``teacher`` on every row of ``X`` (on ``X``'s device), or
+    ``None`` when they would take more than ``max_bytes`` (default
+    :data:`TEACHER_CACHE_BYTES`).
+
+    Example:
+        >>> import torch
+        >>> net = torch.nn.Linear(3, 2)
+        >>> frozen_logits(net, torch.zeros(5, 3)).shape
+        torch.Size([5, 2])
+        >>> frozen_logits(net, torch.zeros(5, 3), max_bytes=8) is None
+        True
+    """
+    limit = TEACHER_CACHE_BYTES if max_bytes is None else max_bytes
+    out = []
+    for start in range(0, len(X), batch_size):
+        out.append(logits(teacher, X[start : start + batch_size]))
+        if out[0].element_size() * out[0].shape[1] * len(X) > limit:
+            return None
+    return torch.cat(out) if out else None
+
 
 def distillation_kl(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
@@ -152,17 +181,29 @@ class SCRUB(Unlearner):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         max_iters = min(self.msteps, self.epochs) * forget.n_batches(fbs)
         ctx.start(max_iters + self.epochs * retain.n_batches(self.batch_size))
+        # the teacher never changes: its logits are computed once per set when they fit
+        cached = {
+            "forget": frozen_logits(teacher, forget.X) if self.msteps else None,
+            "retain": frozen_logits(teacher, retain.X),
+        }
+
+        def with_targets(name, data, batch_size):
+            """Shuffled ``(x, y, teacher logits)`` batches (one ``randperm``, as ``batches``)."""
+            order = torch.randperm(len(data), generator=ctx.generator).to(data.X.device)
+            for idx in order.split(batch_size):
+                x = data.X[idx]
+                if cached[name] is not None:
+                    yield x, data.y[idx], cached[name][idx]
+                else:
+                    yield x, data.y[idx], frozen_logits(teacher, x, max_bytes=float("inf"))
+
         model.train()
         for epoch in range(self.epochs):
             if epoch < self.msteps:
-                for x, _ in forget.batches(fbs, shuffle=True, generator=ctx.generator):
-                    with torch.no_grad():
-                        target = logits(teacher, x)
+                for x, _, target in with_targets("forget", forget, fbs):
                     loss = -distillation_kl(logits(model, x), target, T)
                     optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
-            for x, y in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
-                with torch.no_grad():
-                    target = logits(teacher, x)
+            for x, y, target in with_targets("retain", retain, self.batch_size):
                 out = logits(model, x)
                 loss = self.ce_weight * F.cross_entropy(out, y) + self.kl_weight * distillation_kl(
                     out, target, T
@@ -177,8 +218,9 @@ class SCRUB(Unlearner):
         return self.clone(epochs=epochs, msteps=min(self.msteps, epochs))
 
     def estimate_work(self, n_forget, n_retain):
-        # teacher forward passes cost about a third of a student step each
-        return float(1.33 * (min(self.msteps, self.epochs) * n_forget + self.epochs * n_retain))
+        # one teacher forward pass per item (a third of a student step), cached across epochs
+        return float(min(self.msteps, self.epochs) * n_forget + self.epochs * n_retain
+                     + 0.33 * (n_forget + n_retain))
 
     @classmethod
     def _test_params(cls):

@@ -33,3 +33,18 @@ def test_student_moves_away_on_forget_and_stays_on_retain():
 def test_msteps_cannot_exceed_epochs():
     with pytest.raises(InvalidParameterError, match="'msteps'.*\\[0, 2\\]"):
         rum.get_unlearner("scrub")(epochs=2, msteps=3).validate_params()
+
+
+def test_cached_teacher_logits_give_the_same_model_as_a_teacher_pass_per_batch(monkeypatch):
+    import rum.unlearners.scrub as scrub
+
+    task = tiny_task()
+    kw = dict(unlearner="scrub", random_state=3, device="cpu", progress=False, retain_guard=None)
+    cached = rum.unlearn(task.model, task.forget, task.retain, **kw).model
+    monkeypatch.setattr(scrub, "TEACHER_CACHE_BYTES", 0)  # every set streams through the teacher
+    assert scrub.frozen_logits(task.model, torch.zeros(2, task.forget[0].shape[1])) is None
+    streamed = rum.unlearn(task.model, task.forget, task.retain, **kw).model
+    for a, b in zip(cached.parameters(), streamed.parameters()):
+        torch.testing.assert_close(a, b)
+    moved = max(float((a - b).detach().abs().max()) for a, b in zip(cached.parameters(), task.model.parameters()))
+    assert moved > 1e-3  # SCRUB did change the model, so the comparison means something
