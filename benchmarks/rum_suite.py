@@ -143,11 +143,27 @@ def ci(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(T975.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
+def with_memorization(kw: dict, task: Task, mem: np.ndarray, idx: np.ndarray) -> dict:
+    """A method's ``rum.unlearn`` arguments with a benchmark-side memorization source resolved.
+
+    ``memorization="feldman-zhang"`` becomes the ground-truth scores ``mem`` of the
+    forget items ``idx``; ``"recorded:<proxy>"`` the proxy that ``task.recorder``
+    recorded while the model trained. Anything else is passed to rum unchanged.
+    """
+    src = kw.get("memorization")
+    if src == "feldman-zhang":
+        return {**kw, "memorization": mem[idx]}
+    if isinstance(src, str) and src.startswith("recorded:"):
+        return {**kw, "memorization": task.recorder.scores(src.split(":", 1)[1], idx)}
+    return kw
+
+
 def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz_runs: int,
              device: str, scale: str) -> list[dict]:
     rows = []
+    record = any(str(kw.get("memorization", "")).startswith("recorded:") for kw in meths.values())
     for seed in seeds:
-        task = train(load_task(name, seed, scale=scale), seed, device)
+        task = train(load_task(name, seed, scale=scale), seed, device, record=record)
         mem = memorization(task, seed, fz_runs)
         scen = make_scenarios(task, mem, seed, scen_names)
         test = (task.X_test, task.y_test)
@@ -165,7 +181,7 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = rum.unlearn(task.model, forget, retain, random_state=run_seed, device=device,
-                                      progress=False, **kw)
+                                      progress=False, **with_memorization(kw, task, mem, idx))
                 rep = rum.evaluate(res.model, forget_set=forget, retain_set=retain, test_set=test,
                                    reference=oracle.model)
                 t = res.timings

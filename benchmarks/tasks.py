@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ class Task:
     model: nn.Module | None = None
     train_seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    recorder: Any = None  # a rum.profiler.MemorizationRecorder when trained with record=True
 
 
 def digits_mlp() -> nn.Module:
@@ -107,14 +109,23 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
     return Task(name, X_tr, y_tr, X_te, np.asarray(y_te), mis, make, recipe)
 
 
-def train(task: Task, seed: int, device: str = "cpu") -> Task:
+def train(task: Task, seed: int, device: str = "cpu", record: bool = False) -> Task:
+    """Train ``task``'s model with its recipe (``task.model``).
+
+    With ``record=True`` a :class:`rum.profiler.MemorizationRecorder` watches the
+    training (``task.recorder``); it reads the logits only, so the model is the same.
+    """
     import time
+
+    from rum.profiler import MemorizationRecorder
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = task.make_model()
+    task.recorder = MemorizationRecorder(len(task.y_train)) if record else None
     t0 = time.perf_counter()
-    rum.fit(model, (task.X_train, task.y_train), random_state=seed, device=device, **task.recipe)
+    rum.fit(model, (task.X_train, task.y_train), random_state=seed, device=device,
+            callbacks=[task.recorder] if record else (), **task.recipe)
     task.train_seconds = time.perf_counter() - t0
     task.model = model
     return task

@@ -70,3 +70,25 @@ def test_targets_count_rum_or_auto_per_scenario_against_the_best_single():
     assert "- RUM or auto, the better of the two on each scenario: ToW >= best single unlearner on 2/3" in text
     # total seconds over total retrain seconds (2 / 8), not the mean of the ratios (1/2 + 1/6) / 2
     assert "time 0.250x retrain" in text
+
+
+def test_memorization_sources_resolve_to_ground_truth_or_recorded_scores():
+    import numpy as np
+    import torch
+
+    from benchmarks.tasks import Task
+    from rum.profiler import MemorizationRecorder
+
+    rec = MemorizationRecorder(4)
+    # items 0-3 seen once: confident and right, right, unsure, wrong
+    rec(0, torch.arange(4), torch.tensor([[4.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 3.0]]), torch.zeros(4, dtype=torch.long))
+    task = Task("t", None, None, None, None, None, None, {}, recorder=rec)
+    mem, idx = np.array([0.0, 0.1, 0.5, 0.9]), np.array([3, 1])
+    fz = rum_suite.with_memorization({"memorization": "feldman-zhang", "epochs": 2}, task, mem, idx)
+    assert fz["memorization"].tolist() == [0.9, 0.1] and fz["epochs"] == 2
+    got = rum_suite.with_memorization({"memorization": "recorded:correctness"}, task, mem, idx)
+    assert got["memorization"].tolist() == [1.0, 0.0]  # item 3 was wrong, item 1 right
+    conf = rum_suite.with_memorization({"memorization": "recorded:confidence"}, task, mem, idx)["memorization"]
+    assert conf[0] > 0.9 and 0.2 < conf[1] < 0.3  # 1 - softmax confidence in label 0
+    for kw in ({}, {"memorization": "neighbors"}):
+        assert rum_suite.with_memorization(kw, task, mem, idx) == kw
