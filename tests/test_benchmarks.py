@@ -92,3 +92,17 @@ def test_memorization_sources_resolve_to_ground_truth_or_recorded_scores():
     assert conf[0] > 0.9 and 0.2 < conf[1] < 0.3  # 1 - softmax confidence in label 0
     for kw in ({}, {"memorization": "neighbors"}):
         assert rum_suite.with_memorization(kw, task, mem, idx) == kw
+
+
+def test_memorization_sources_table_averages_scenarios_per_seed_then_seeds():
+    from benchmarks import memorization_sources as ms
+
+    rows = [
+        {"task": "t", "seed": seed, "scenario": s, "method": m, "tow": tow,
+         "seconds": 1.0, "retrain_s": 4.0}
+        for m in ms.SOURCES for seed, tow0 in ((0, 0.6), (1, 0.8))
+        for s, tow in zip(rum_suite.SCENARIOS, [tow0] * 8 + [tow0 + 0.09])
+    ]
+    text = ms.summarise(rows, ["t"])
+    # per-seed means 0.61 and 0.81; 95 % CI with 1 degree of freedom: 12.706 * 0.1 = 1.271
+    assert "| neighbors (default) | 0.710 ± 1.271 | 0.700 | 0.710 | 0.250 |" in text
