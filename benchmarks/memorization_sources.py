@@ -51,8 +51,9 @@ def summarise(rows: list[dict], tasks: list[str]) -> str:
     n_seeds = len({r["seed"] for r in rows})
     lines = [
         f"Mean ToW against retrain over the 9 forget scenarios (± 95 % CI over {n_seeds} seed(s) "
-        "of the per-seed means), and the mixed scenario's ToW. Time / retrain as in the suite "
-        "(the scores that are passed in cost RUM nothing; their own cost is outside it).\n",
+        "of the per-seed means), and the mixed scenario's ToW. Time / retrain: total seconds over "
+        "total retrain seconds, all tasks together (scores that are passed in cost RUM nothing; "
+        "their own cost is outside it).\n",
         "| groups cut on | " + " | ".join(f"{t} | {t} mixed" for t in tasks) + " | mean over tasks | time / retrain |",
         "|---|" + "---|---|" * len(tasks) + "---|---|",
     ]
