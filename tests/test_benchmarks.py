@@ -106,3 +106,23 @@ def test_memorization_sources_table_averages_scenarios_per_seed_then_seeds():
     text = ms.summarise(rows, ["t"])
     # per-seed means 0.61 and 0.81; 95 % CI with 1 degree of freedom: 12.706 * 0.1 = 1.271
     assert "| neighbors (default) | 0.710 ± 1.271 | 0.700 | 0.710 | 0.250 |" in text
+
+
+def test_recording_while_training_leaves_the_model_unchanged():
+    import numpy as np
+    import torch
+
+    from benchmarks.tasks import load_task, train
+
+    def short(seed):
+        task = load_task("tabular", seed)
+        task.recipe = {**task.recipe, "epochs": 8}
+        return task
+
+    plain = train(short(0), 0)
+    watched = train(short(0), 0, record=True)
+    assert plain.recorder is None
+    for a, b in zip(plain.model.state_dict().values(), watched.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert watched.recorder.epochs == 8
+    assert np.isfinite(watched.recorder.scores("correctness")).all()  # every item was recorded
