@@ -101,20 +101,30 @@ class TensorData:
         device: torch.device | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` mini-batches, shuffled with ``generator`` when asked."""
-        n = len(self)
         if shuffle:
-            order = torch.randperm(n, generator=generator).to(self.X.device)
+            parts = ((self.X[i], self.y[i]) for i in self.shuffled_batches(batch_size, generator))
         else:
-            order = None
-        for start in range(0, n, batch_size):
-            if order is None:
-                xb, yb = self.X[start : start + batch_size], self.y[start : start + batch_size]
-            else:
-                idx = order[start : start + batch_size]
-                xb, yb = self.X[idx], self.y[idx]
+            parts = ((self.X[s : s + batch_size], self.y[s : s + batch_size])
+                     for s in range(0, len(self), batch_size))
+        for xb, yb in parts:
             if device is not None:
                 xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             yield xb, yb
+
+    def shuffled_batches(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Yield the row indices of shuffled mini-batches (one ``randperm`` with ``generator``).
+
+        For loops that need the positions too (per-item statistics, cached
+        per-item targets); :meth:`batches` with ``shuffle=True`` draws the same order.
+
+        Example:
+            >>> d = TensorData(torch.zeros(5, 2), torch.zeros(5, dtype=torch.long))
+            >>> [len(i) for i in d.shuffled_batches(2)]
+            [2, 2, 1]
+        """
+        yield from torch.randperm(len(self), generator=generator).to(self.X.device).split(batch_size)
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of ``(X, y)`` as numpy arrays."""

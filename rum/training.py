@@ -45,13 +45,10 @@ def fit_loop(
     from rum.unlearners._training import make_optimizer, optimise
 
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
-    n = len(data)
     ctx.start(epochs * data.n_batches(batch_size))
     model.train()
     for epoch in range(epochs):
-        order = torch.randperm(n, generator=ctx.generator).to(data.device)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
+        for idx in data.shuffled_batches(batch_size, ctx.generator):
             x, y = data.X[idx], data.y[idx]
             out = model(x)
             out = out[0] if isinstance(out, (tuple, list)) else out

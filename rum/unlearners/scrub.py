@@ -188,9 +188,8 @@ class SCRUB(Unlearner):
         }
 
         def with_targets(name, data, batch_size):
-            """Shuffled ``(x, y, teacher logits)`` batches (one ``randperm``, as ``batches``)."""
-            order = torch.randperm(len(data), generator=ctx.generator).to(data.X.device)
-            for idx in order.split(batch_size):
+            """Shuffled ``(x, y, teacher logits)`` batches."""
+            for idx in data.shuffled_batches(batch_size, ctx.generator):
                 x = data.X[idx]
                 if cached[name] is not None:
                     yield x, data.y[idx], cached[name][idx]
