@@ -11,11 +11,17 @@ Groups are processed easiest first. For each group, every candidate
 unlearner runs once from the current model; after each of its epochs the
 search scores
 
-    J = mean over processed forget items of |correct - target|
+    J = sum over processed groups g of (n_g / n) * |accuracy on g - mean target on g|
         + accuracy lost on a held-out slice of the retain set
 
-and keeps the best epoch; a trial stops early once ``AUTO_PATIENCE`` epochs in
-a row have not improved it. The candidate and epoch count with the lowest J
+(:func:`calibration_error`, with ``n`` the processed forget items) and keeps
+the best epoch. The target is matched per group, not per item: a retrained
+model is right on a fraction of a group's items that no single item can say
+in advance, and ToW compares such set accuracies. Matching each item instead
+(mean of ``|correct - target|``) is minimised by keeping every item whose
+target is above one half correct, so a group of items with targets of 0.6
+would be left at accuracy 1.0 rather than brought to 0.6. A trial stops
+early once ``AUTO_PATIENCE`` epochs in a row have not improved J. The candidate and epoch count with the lowest J
 (doing nothing included) become the group's step. A last ``repair`` step
 (fine-tuning on retain, by default) is chosen the same way over all groups.
 Steps are seeded by their position in the final plan, so re-running the
@@ -42,7 +48,14 @@ from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
 from rum.unlearners.context import NonFiniteLossError, RunContext
 
-__all__ = ["AUTO_CANDIDATES", "AUTO_REPAIR", "auto_search", "neighbour_targets", "parse_candidates"]
+__all__ = [
+    "AUTO_CANDIDATES",
+    "AUTO_REPAIR",
+    "auto_search",
+    "calibration_error",
+    "neighbour_targets",
+    "parse_candidates",
+]
 
 #: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
 AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
@@ -130,6 +143,32 @@ def neighbour_targets(
     return 1.0 - neighbor_disagreement(knn.labels, forget.y.cpu())
 
 
+def calibration_error(correct, targets, groups) -> float:
+    """Size-weighted mean over groups of ``|accuracy - mean target|``; 0 for no items.
+
+    ``correct`` is 1 where the model is right on an item, ``targets`` the
+    probability that a retrained model would be, ``groups`` each item's group.
+    Each group's accuracy is compared with its mean target, as ToW compares
+    set accuracies; matching item by item would pull a group of targets 0.6
+    to accuracy 1.0 instead of 0.6.
+
+    Example:
+        >>> calibration_error([1, 1, 0, 0, 1], [0.6, 0.6, 0.6, 0.6, 0.6], [0, 0, 0, 0, 0])
+        0.0
+        >>> round(calibration_error([1, 1, 0, 0], [0.5, 0.5, 1.0, 1.0], [0, 0, 1, 1]), 3)
+        0.75
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    groups = np.asarray(groups)
+    if len(correct) == 0:
+        return 0.0
+    _, inv, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    acc = np.bincount(inv, weights=correct) / sizes
+    tgt = np.bincount(inv, weights=targets) / sizes
+    return float(np.sum(sizes * np.abs(acc - tgt)) / len(correct))
+
+
 @dataclass
 class SearchTrace:
     """What the search tried: one row per (group, candidate)."""
@@ -153,7 +192,7 @@ class _Scorer:
         mask = np.isin(self.groups, list(done))
         logits = predict_logits(model, self.forget.X[torch.as_tensor(mask)])
         correct = (logits.argmax(1) == self.forget.y[torch.as_tensor(mask)].cpu()).float().numpy()
-        err = float(np.abs(correct - self.targets[mask]).mean()) if mask.any() else 0.0
+        err = calibration_error(correct, self.targets[mask], self.groups[mask])
         val_logits = predict_logits(model, self.val.X)
         val_acc = float((val_logits.argmax(1) == self.val.y.cpu()).float().mean())
         return float(err + max(0.0, self.base_val_acc - val_acc))
