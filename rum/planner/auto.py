@@ -21,9 +21,10 @@ in advance, and ToW compares such set accuracies. Matching each item instead
 (mean of ``|correct - target|``) is minimised by keeping every item whose
 target is above one half correct, so a group of items with targets of 0.6
 would be left at accuracy 1.0 rather than brought to 0.6. A trial stops
-early once ``AUTO_PATIENCE`` epochs in a row have not improved J. The candidate and epoch count with the lowest J
-(doing nothing included) become the group's step. A last ``repair`` step
-(fine-tuning on retain, by default) is chosen the same way over all groups.
+early once ``AUTO_PATIENCE`` epochs in a row have not improved J. The
+candidate and epoch count with the lowest J (doing nothing included) become
+the group's step. A last ``repair`` step (fine-tuning on retain, by
+default) is chosen the same way over all groups.
 Steps are seeded by their position in the final plan, so re-running the
 returned plan with :func:`rum.execute` reproduces the searched model exactly;
 :func:`rum.unlearn` therefore returns the searched model without replaying.
