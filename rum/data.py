@@ -332,10 +332,16 @@ def check_model(model: Any, name: str = "model") -> torch.nn.Module:
     """Raise :class:`NotAModelError` unless ``model`` is a ``torch.nn.Module`` with parameters."""
     if not isinstance(model, torch.nn.Module):
         hint = ""
-        if hasattr(model, "predict") and hasattr(model, "fit"):
+        if type(model).__name__ == "LogisticRegression":
             hint = (
-                " scikit-learn estimators are not accepted here; wrap the classifier as a "
-                "torch module."
+                " A fitted scikit-learn LogisticRegression is unlearned exactly by "
+                "rum.correct(model, rum.requests.delete(train_set, forget_positions), "
+                "train_set=train_set), which returns a corrected copy."
+            )
+        elif hasattr(model, "predict") and hasattr(model, "fit"):
+            hint = (
+                " Other scikit-learn estimators are not accepted; wrap the classifier as a "
+                "torch module, or use rum.correct for a fitted LogisticRegression."
             )
         raise NotAModelError(
             f"{name} must be a torch.nn.Module (a trained classifier), got "

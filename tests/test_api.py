@@ -373,3 +373,24 @@ def test_retry_hint_names_the_step_settings_that_can_change():
     assert "lr=0.001" in adam and "optimizer=" not in adam
     # an unlearner without an lr still gets advice, without a made-up value
     assert retry_hint(PoisonWeights()).startswith("Try a smaller lr, fewer epochs")
+
+
+def test_a_scikit_learn_model_is_pointed_to_the_call_that_unlearns_it():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    clf = LogisticRegression(C=1.0, tol=1e-10, max_iter=2000).fit(X, y)
+    forget = np.arange(10)
+    keep = np.arange(10, len(y))
+    with pytest.raises(NotAModelError, match=r"rum\.correct\(model, rum\.requests\.delete") as err:
+        rum.unlearn(clf, (X[forget], y[forget]), (X[keep], y[keep]))
+    assert isinstance(err.value, TypeError)
+    # the call the message gives does unlearn: it lands on the refit without the items
+    res = rum.correct(clf, rum.requests.delete((X, y), forget), train_set=(X, y))
+    refit = LogisticRegression(C=1.0, tol=1e-10, max_iter=2000).fit(X[keep], y[keep])
+    np.testing.assert_allclose(res.model.coef_, refit.coef_, atol=1e-4)
+    with pytest.raises(NotAModelError, match="wrap the classifier as a torch module"):
+        rum.unlearn(DecisionTreeClassifier().fit(X, y), (X[forget], y[forget]), (X[keep], y[keep]))
