@@ -331,8 +331,10 @@ def count_items(obj: Any, name: str = "data") -> int:
 def check_model(model: Any, name: str = "model") -> torch.nn.Module:
     """Raise :class:`NotAModelError` unless ``model`` is a ``torch.nn.Module`` with parameters."""
     if not isinstance(model, torch.nn.Module):
+        from rum.influence.sklearn import is_logistic_regression
+
         hint = ""
-        if type(model).__name__ == "LogisticRegression":
+        if is_logistic_regression(model):
             hint = (
                 " A fitted scikit-learn LogisticRegression is unlearned exactly by "
                 "rum.correct(model, rum.requests.delete(train_set, forget_positions), "
