@@ -41,12 +41,13 @@ def frozen_logits(teacher: torch.nn.Module, X: torch.Tensor, batch_size: int = 1
         True
     """
     limit = TEACHER_CACHE_BYTES if max_bytes is None else max_bytes
-    out = []
-    for start in range(0, len(X), batch_size):
-        out.append(logits(teacher, X[start : start + batch_size]))
-        if out[0].element_size() * out[0].shape[1] * len(X) > limit:
-            return None
-    return torch.cat(out) if out else None
+    if len(X) == 0:
+        return None
+    first = logits(teacher, X[:batch_size])  # its width gives the size of the whole
+    if first.element_size() * first.shape[1] * len(X) > limit:
+        return None
+    rest = (logits(teacher, X[s : s + batch_size]) for s in range(batch_size, len(X), batch_size))
+    return torch.cat([first, *rest])
 
 
 def distillation_kl(
@@ -192,9 +193,11 @@ class SCRUB(Unlearner):
             for idx in data.shuffled_batches(batch_size, ctx.generator):
                 x = data.X[idx]
                 if cached[name] is not None:
-                    yield x, data.y[idx], cached[name][idx]
+                    target = cached[name][idx]
                 else:
-                    yield x, data.y[idx], frozen_logits(teacher, x, max_bytes=float("inf"))
+                    with torch.no_grad():
+                        target = logits(teacher, x)
+                yield x, data.y[idx], target
 
         model.train()
         for epoch in range(self.epochs):
