@@ -153,7 +153,7 @@ def test_retain_guard_undoes_a_step_that_wrecks_the_model(digits):
     plan = rum.Plan((rum.Step(0, range(60), "finetune", {"epochs": 1}), wreck), n_forget=126)
     first = rum.execute(rum.Plan(plan.steps[:1], n_forget=126), digits.model, digits.forget,
                         digits.retain, random_state=0, progress=False)
-    with pytest.warns(DivergenceWarning, match="retain accuracy fell from 1.000 to 0.0"):
+    with pytest.warns(DivergenceWarning, match=r"retain accuracy fell from 1.000 to 0\.[01]\d\d "):
         res = rum.execute(plan, digits.model, digits.forget, digits.retain, random_state=0,
                           progress=False)
     assert [s.status for s in res.steps] == ["ok", "collapsed"]
