@@ -5,10 +5,11 @@ from __future__ import annotations
 from rum._validation import NONE, Interval
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
-    cross_entropy,
     cycle_batches,
     make_optimizer,
+    mixes_batch,
     optimise,
+    paired_cross_entropy,
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
@@ -80,13 +81,13 @@ class NegGradPlus(Unlearner):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
         ctx.start(self.epochs * retain.n_batches(self.batch_size))
+        joint = not mixes_batch(model)  # one forward pass for both batches where that is exact
         model.train()
         for _ in range(self.epochs):
             for xr, yr in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 xf, yf = next(forget_batches)
-                loss = self.alpha * cross_entropy(model, xr, yr) - (1 - self.alpha) * cross_entropy(
-                    model, xf, yf
-                )
+                retain_loss, forget_loss = paired_cross_entropy(model, xr, yr, xf, yf, joint=joint)
+                loss = self.alpha * retain_loss - (1 - self.alpha) * forget_loss
                 optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
             if ctx.end_epoch(model):
                 break

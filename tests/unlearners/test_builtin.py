@@ -108,3 +108,55 @@ def test_retrain_refuses_modules_it_cannot_reinitialise(small):
     res = rum.unlearn(wrapped, forget, retain, unlearner="retrain", epochs=1,
                       init_fn=lambda m: reinitialise(m.inner))
     assert res.steps[0].status == "ok"
+
+
+def _batches(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g),
+            torch.randn(3, 5, generator=g), torch.randint(0, 3, (3,), generator=g))
+
+
+@pytest.mark.parametrize("norm, mixes", [
+    (torch.nn.Identity, False), (lambda n: torch.nn.LayerNorm(n), False),
+    (lambda n: torch.nn.Dropout(0.0), False), (lambda n: torch.nn.BatchNorm1d(n), True),
+])
+def test_one_joint_forward_pass_gives_the_two_separate_losses_unless_the_model_mixes_the_batch(
+    norm, mixes
+):
+    from rum.unlearners._training import cross_entropy, mixes_batch, paired_cross_entropy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 16), norm(16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    model.train()
+    xr, yr, xf, yf = _batches()
+    assert mixes_batch(model) is mixes
+    separate = (cross_entropy(model, xr, yr), cross_entropy(model, xf, yf))
+    joint = paired_cross_entropy(model, xr, yr, xf, yf, joint=True)
+    same = all(torch.allclose(a, b, atol=1e-6) for a, b in zip(separate, joint))
+    assert same is not mixes  # batch statistics over both batches change a BN model's losses
+    chosen = paired_cross_entropy(model, xr, yr, xf, yf, joint=not mixes_batch(model))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(separate, chosen))
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_neggrad_plus_takes_the_textbook_step_with_or_without_batch_norm(batchnorm):
+    """One NegGrad+ step equals alpha * retain CE - (1 - alpha) * forget CE, each batch on its own."""
+    import copy
+
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(5, 16)] + ([torch.nn.BatchNorm1d(16)] if batchnorm else [])
+    model = torch.nn.Sequential(*layers, torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    xr, yr, xf, yf = _batches(1)
+    alpha, lr = 0.9, 0.1
+    res = rum.unlearn(model, (xf.numpy(), yf.numpy()), (xr.numpy(), yr.numpy()), unlearner="neggrad+",
+                      epochs=1, batch_size=8, forget_batch_size=3, alpha=alpha, lr=lr, momentum=0.0,
+                      weight_decay=0.0, optimizer="sgd", max_grad_norm=None, random_state=0)
+    ref = copy.deepcopy(model).train()
+    ce = torch.nn.functional.cross_entropy
+    loss = alpha * ce(ref(xr), yr) - (1 - alpha) * ce(ref(xf), yf)
+    grads = torch.autograd.grad(loss, list(ref.parameters()))
+    with torch.no_grad():
+        for p, g in zip(ref.parameters(), grads):
+            p -= lr * g
+    for (name, a), b in zip(res.model.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=name)
