@@ -24,7 +24,9 @@ would be left at accuracy 1.0 rather than brought to 0.6. A trial stops
 early once ``AUTO_PATIENCE`` epochs in a row have not improved J. The
 candidate and epoch count with the lowest J (doing nothing included) become
 the group's step. A last ``repair`` step (fine-tuning on retain, by
-default) is chosen the same way over all groups.
+default) is chosen over all groups, with one difference: repair candidates
+are fallbacks, not rivals. They run in order and the first that improves J
+on doing nothing is kept without trying the rest.
 Steps are seeded by their position in the final plan, so re-running the
 returned plan with :func:`rum.execute` reproduces the searched model exactly;
 :func:`rum.unlearn` therefore returns the searched model without replaying.
@@ -278,13 +280,16 @@ def auto_search(
     done: list[int] = []
     efforts: list[dict] = []  # per chosen step: seconds, iterations and last loss of its trial
 
-    def run_stage(group: int, indices: np.ndarray, specs: Sequence, done_now: list[int]) -> None:
+    def run_stage(group: int, indices: np.ndarray, specs: Sequence, done_now: list[int],
+                  first_improvement: bool = False) -> None:
         nonlocal model
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
         best: tuple = (base, None, None)  # score, unlearner, trial record
         for spec in specs:
             if budget is not None and time.perf_counter() - t0 > budget:
+                break
+            if first_improvement and best[1] is not None:
                 break
             u = as_unlearner(spec, "auto candidate")
             t = time.perf_counter()
@@ -307,7 +312,7 @@ def auto_search(
         done.append(g)
         run_stage(g, profile.indices(g), candidates, list(done))
     if repair:
-        run_stage(-1, np.arange(len(profile)), repair, list(done))
+        run_stage(-1, np.arange(len(profile)), repair, list(done), first_improvement=True)
     if not steps:
         steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
         efforts.append({"seconds": 0.0, "iterations": 0, "loss": None})

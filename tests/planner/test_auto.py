@@ -195,6 +195,34 @@ def test_auto_keeps_the_candidate_with_the_lowest_search_score(digits):
     assert chosen, "no candidate improved on doing nothing on the flipped labels"
 
 
+def test_the_repair_keeps_the_first_candidate_that_improves_and_skips_the_rest(digits):
+    """Repair candidates are tried in order: later ones are fallbacks, not rivals."""
+    import copy
+
+    from rum.planner.auto import auto_search
+
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    profile = rum.profile(digits.model, forget, retain, random_state=0)
+    cands = (("random-label", {"epochs": 3}),)
+    repair = ("noop", ("finetune", {"epochs": 2, "optimizer": "adam", "lr": 1e-3}),
+              ("neggrad+", {"epochs": 2}))
+    plan, _, info = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
+                                device=torch.device("cpu"), seed=0, n_classes=10,
+                                candidates=cands, repair=repair)
+    tried = [r["unlearner"] for r in info["trace"] if r["group"] == -1]
+    # doing nothing never beats doing nothing, so the fine-tune runs; it improves, so
+    # NegGrad+ is never tried
+    assert tried == ["noop", "finetune"]
+    assert plan.steps[-1].group == -1 and plan.steps[-1].unlearner == "finetune"
+    # the groups' candidates are still rivals: every one runs on every group
+    plan, _, info = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
+                                device=torch.device("cpu"), seed=0, n_classes=10,
+                                candidates=cands + repair[1:], repair=())
+    for g in {r["group"] for r in info["trace"]}:
+        assert [r["unlearner"] for r in info["trace"] if r["group"] == g] == [
+            "random-label", "finetune", "neggrad+"]
+
+
 @pytest.mark.parametrize("bad, match", [
     ([], "unlearners is empty"),
     (["random-label", "no-such-unlearner"], r"unlearners\[1\]"),
