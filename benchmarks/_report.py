@@ -13,6 +13,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 def machine() -> str:
     """One line describing where the numbers were measured."""
+    import numpy
+    import sklearn
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -21,7 +23,8 @@ def machine() -> str:
         gpu = f", GPU {torch.cuda.get_device_name(0)}"
     return (
         f"{platform.system()} {platform.machine()} ({cpu}), {os.cpu_count()} CPU cores{gpu}; "
-        f"Python {sys.version.split()[0]}, torch {torch.__version__}"
+        f"Python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+        f"scikit-learn {sklearn.__version__}"
     )
 
 
