@@ -160,7 +160,11 @@ def test_auto_searches_only_the_candidates_it_is_given(small):
     model, forget, retain = small
     res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
                       unlearners=["neggrad", ("finetune", {"epochs": 2})])
-    assert {s.unlearner for s in res.plan.steps} <= {"neggrad", "finetune", "noop"}
+    assert {s.unlearner for s in res.plan.steps if s.group != -1} <= {"neggrad", "finetune", "noop"}
+    # a list sets the group candidates only: the repair is searched among the defaults
+    from rum.planner.auto import AUTO_REPAIR
+
+    assert {s.unlearner for s in res.plan.steps if s.group == -1} <= {n for n, _ in AUTO_REPAIR} | {"noop"}
     replay = rum.execute(res.plan, model, forget, retain, random_state=0)
     assert state_equal(replay.model, res.model)
     # the repair can be dropped, and set on its own
