@@ -79,7 +79,8 @@ def plan(
             instance or ``(name, params)``; for ``"rum"``/``"mapping"`` a mapping
             ``{group id or "low"/"medium"/"high"/"repair": unlearner}``; for
             ``"auto"`` the candidates to try on every group (one or a list), or
-            ``{"candidates": [...], "repair": [...] or None}``.
+            ``{"candidates": [...], "repair": [...] or None}`` (repair candidates
+            are fallbacks: the first that improves the search score is kept).
         budget: for ``"auto"``: the search's time limit in seconds.
         retain_policy: ``"strict"`` (every step's retain data excludes the whole
             forget set) or ``"progressive"`` (groups not yet processed stay in
