@@ -82,15 +82,18 @@ AUTO_REPAIR: tuple = (
 AUTO_PATIENCE = 2
 
 
-def _spec_list(value, argument: str) -> tuple:
-    """One spec or a list of specs as a tuple of :class:`Unlearner` instances (validated)."""
+def _spec_list(value, argument: str, example: str = "['random-label', 'scrub']") -> tuple:
+    """One spec or a list of specs as a tuple of :class:`Unlearner` instances (validated).
+
+    ``example`` completes the error for an empty list ("give at least one ...").
+    """
     from rum.exceptions import InvalidParameterError
     from rum.planner.policies import as_unlearners, is_pair
 
     specs = list(value) if isinstance(value, (list, tuple)) and not is_pair(value) else [value]
     if not specs:
         raise InvalidParameterError(
-            f"{argument} is empty: give at least one unlearner to try, e.g. ['random-label', 'scrub']."
+            f"{argument} is empty: give at least one unlearner to try, e.g. {example}."
         )
     out = as_unlearners(specs, argument)
     for i, u in enumerate(out):
@@ -137,7 +140,9 @@ def parse_candidates(unlearners) -> tuple[tuple | None, tuple | None]:
     repair = unlearners.get("repair", ...)
     return (
         None if groups is None else _spec_list(groups, "unlearners['candidates']"),
-        None if repair is ... else () if repair is None else _spec_list(repair, "unlearners['repair']"),
+        None if repair is ... else () if repair is None else _spec_list(
+            repair, "unlearners['repair']", "['finetune'], or None to search no repair step"
+        ),
     )
 
 

@@ -228,7 +228,8 @@ def test_the_repair_keeps_the_first_candidate_that_improves_and_skips_the_rest(d
 
 
 @pytest.mark.parametrize("bad, match", [
-    ([], "unlearners is empty"),
+    ([], r"unlearners is empty: .*\['random-label', 'scrub'\]"),
+    ({"repair": []}, r"unlearners\['repair'\] is empty: .*or None to search no repair step"),
     (["random-label", "no-such-unlearner"], r"unlearners\[1\]"),
     ({"candidates": [("scrub", {"epochs": -1})]}, r"unlearners\['candidates'\]\[0\]: .*epochs"),
     ({"repair": "nope"}, r"unlearners\['repair'\]\[0\]"),
