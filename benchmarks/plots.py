@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import write_section
-from benchmarks.rum_suite import CACHE, SCENARIOS
+from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -63,6 +63,22 @@ def summary_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def summary_section(rows: list[dict]) -> str:
+    """The ``rum-suite-summary`` section: how the rows were made, then :func:`summary_table`."""
+    seeds = sorted({len({r["seed"] for r in rows if r["task"] == t}) for t in {r["task"] for r in rows}})
+    scen = len({r["scenario"] for r in rows})
+    n = " or ".join(map(str, seeds))
+    flag = f" --seeds {seeds[0]}" if len(seeds) == 1 and seeds[0] != DEFAULT_SEEDS else ""
+    return (
+        "## RUM suite: summary across tasks\n\nCommand: `python -m benchmarks.plots` (reads the "
+        f"rows saved by `python -m benchmarks.rum_suite --tasks <task> --threads 1{flag}`, one run "
+        f"per task, below). Mean ToW against retrain over the {scen} forget scenarios and {n} "
+        "seeds of each task, sorted by the mean over tasks. `retrain (another seed)` is the same "
+        "recipe retrained from another seed: how close two retrains get, the ceiling for every "
+        "other row.\n\n" + summary_table(rows)
+    )
+
+
 def main() -> None:
     lines = []
     all_rows: list[dict] = []
@@ -77,15 +93,7 @@ def main() -> None:
             lines.append(f"![ToW per scenario on {task}](img/{out.name})\n")
             print("wrote", out)
     if all_rows:
-        write_section(
-            "rum-suite-summary",
-            "## RUM suite: summary across tasks\n\nCommand: `python -m benchmarks.plots` (reads "
-            "the rows saved by `python -m benchmarks.rum_suite --tasks <task> --threads 1`, one "
-            "run per task, below). Mean ToW against retrain over the 9 forget scenarios and 3 "
-            "seeds of each task, sorted by the mean over tasks. `retrain (another seed)` is the "
-            "same recipe retrained from another seed: how close two retrains get, the ceiling "
-            "for every other row.\n\n" + summary_table(all_rows),
-        )
+        write_section("rum-suite-summary", summary_section(all_rows))
     if lines:
         write_section(
             "rum-suite-plots",

@@ -40,6 +40,9 @@ ANOTHER_RETRAIN = "retrain (another seed)"
 #: Added to the seed of :data:`ANOTHER_RETRAIN`'s run.
 OTHER_SEED = 10_000
 
+#: Seeds of a full run (``--seeds`` overrides; the quick CI setting runs one).
+DEFAULT_SEEDS = 3
+
 SCENARIOS = [
     "random", "mem-low", "mem-medium", "mem-high", "es-low", "es-medium", "es-high", "mixed",
     "subgroup",
@@ -314,7 +317,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     from benchmarks._report import machine, write_section
 
     tasks = (args.tasks or ("digits" if args.quick else "digits,tabular,mnist1d")).split(",")
-    seeds = list(range(args.seeds or (1 if args.quick else 3)))
+    seeds = list(range(args.seeds or (1 if args.quick else DEFAULT_SEEDS)))
     scen_names = ["random", "mem-high", "mixed"] if args.quick else SCENARIOS
     fz_runs = args.fz_runs or (8 if args.quick else 16)
     meths = methods(args.quick)

@@ -126,3 +126,18 @@ def test_recording_while_training_leaves_the_model_unchanged():
         assert torch.equal(a, b)
     assert watched.recorder.epochs == 8
     assert np.isfinite(watched.recorder.scores("correctness")).all()  # every item was recorded
+
+
+def test_suite_summary_names_the_seeds_and_scenarios_its_rows_have():
+    from benchmarks.plots import summary_section
+
+    def rows(n_seeds, scenarios=("random", "mixed")):
+        return [dict(task=t, seed=s, scenario=sc, method=m, tow=0.5 + 0.1 * (m == "RUM"))
+                for t in ("digits", "tabular") for s in range(n_seeds) for sc in scenarios
+                for m in ("RUM", "auto")]
+
+    five = summary_section(rows(5))
+    assert "--threads 1 --seeds 5`" in five and "over the 2 forget scenarios and 5 seeds" in five
+    three = summary_section(rows(3, ("random",)))
+    assert "--seeds" not in three and "over the 1 forget scenarios and 3 seeds" in three
+    assert three.index("| RUM | 0.600 | 0.600 | 0.600 | 0.600 |") < three.index("| auto | 0.500")
