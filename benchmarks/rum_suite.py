@@ -1,6 +1,6 @@
 """The RUM benchmark suite: every single unlearner, RUM^F, RUM and auto against retraining.
 
-    python -m benchmarks.rum_suite            # full: 3 tasks x 9 scenarios x 3 seeds
+    python -m benchmarks.rum_suite            # full: 3 tasks x 9 scenarios x 5 seeds
     python -m benchmarks.rum_suite --tasks mnist1d --threads 1   # one task (run several at once)
     python -m benchmarks.rum_suite --quick    # CI setting: digits, 3 scenarios, 1 seed
 
@@ -41,7 +41,7 @@ ANOTHER_RETRAIN = "retrain (another seed)"
 OTHER_SEED = 10_000
 
 #: Seeds of a full run (``--seeds`` overrides; the quick CI setting runs one).
-DEFAULT_SEEDS = 3
+DEFAULT_SEEDS = 5
 
 SCENARIOS = [
     "random", "mem-low", "mem-medium", "mem-high", "es-low", "es-medium", "es-high", "mixed",

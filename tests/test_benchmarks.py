@@ -136,8 +136,11 @@ def test_suite_summary_names_the_seeds_and_scenarios_its_rows_have():
                 for t in ("digits", "tabular") for s in range(n_seeds) for sc in scenarios
                 for m in ("RUM", "auto")]
 
-    five = summary_section(rows(5))
-    assert "--threads 1 --seeds 5`" in five and "over the 2 forget scenarios and 5 seeds" in five
-    three = summary_section(rows(3, ("random",)))
-    assert "--seeds" not in three and "over the 1 forget scenarios and 3 seeds" in three
+    from benchmarks.rum_suite import DEFAULT_SEEDS
+
+    two = summary_section(rows(2))
+    assert "--threads 1 --seeds 2`" in two and "over the 2 forget scenarios and 2 seeds" in two
+    three = summary_section(rows(DEFAULT_SEEDS, ("random",)))
+    assert "--seeds" not in three
+    assert f"over the 1 forget scenarios and {DEFAULT_SEEDS} seeds" in three
     assert three.index("| RUM | 0.600 | 0.600 | 0.600 | 0.600 |") < three.index("| auto | 0.500")
