@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import write_section
-from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS
+from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS, TASKS
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -79,12 +79,21 @@ def summary_section(rows: list[dict]) -> str:
     )
 
 
+def full_runs(cache: Path = CACHE) -> list[Path]:
+    """The rows files of full small runs (``rows_rum-suite-<task>[-<task>...].json``).
+
+    The quick, large and partial runs save rows too, under names of their own;
+    they are left out of the summary and the figures.
+    """
+    prefix = "rows_rum-suite-"
+    return [f for f in sorted(cache.glob(prefix + "*.json"))
+            if all(t in TASKS for t in f.stem.removeprefix(prefix).split("-"))]
+
+
 def main() -> None:
     lines = []
     all_rows: list[dict] = []
-    for f in sorted(CACHE.glob("rows_rum-suite-*.json")):
-        if "quick" in f.name:
-            continue
+    for f in full_runs():
         rows = json.loads(f.read_text())
         all_rows += rows
         for task in dict.fromkeys(r["task"] for r in rows):

@@ -32,6 +32,7 @@ class Task:
     train_seconds: float = 0.0
     info: dict = field(default_factory=dict)
     recorder: Any = None  # a rum.profiler.MemorizationRecorder when trained with record=True
+    scale: str = "small"  # "large": mnist1d with 40,000 samples
 
 
 def digits_mlp() -> nn.Module:
@@ -78,6 +79,8 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
     """Build (but do not train) a task. ``scale="large"`` makes mnist1d 40,000 samples."""
     from sklearn.model_selection import train_test_split
 
+    if scale not in ("small", "large") or (scale == "large" and name != "mnist1d"):
+        raise ValueError(f"scale={scale!r} for task {name!r}: 'large' exists for mnist1d only")
     rng = np.random.default_rng(seed)
     if name == "digits":
         from sklearn.datasets import load_digits
@@ -106,7 +109,7 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
     else:
         raise ValueError(f"unknown task {name!r}")
     y_tr, mis = _flip(np.asarray(y_tr), noise, n_classes, rng)
-    return Task(name, X_tr, y_tr, X_te, np.asarray(y_te), mis, make, recipe)
+    return Task(name, X_tr, y_tr, X_te, np.asarray(y_te), mis, make, recipe, scale=scale)
 
 
 def train(task: Task, seed: int, device: str = "cpu", record: bool = False) -> Task:

@@ -143,3 +143,67 @@ def test_suite_summary_names_the_seeds_and_scenarios_its_rows_have():
     assert "--seeds" not in full
     assert f"over the 1 forget scenarios and {DEFAULT_SEEDS} seeds" in full
     assert full.index("| RUM | 0.600 | 0.600 | 0.600 | 0.600 |") < full.index("| auto | 0.500")
+
+
+def test_a_run_of_a_few_scenarios_forgets_the_same_items_as_the_full_run():
+    import numpy as np
+    import pytest
+
+    from benchmarks.tasks import load_task, train
+
+    task = load_task("tabular", 0)
+    task.recipe = {**task.recipe, "epochs": 5}
+    task = train(task, 0)
+    mem = np.random.default_rng(0).random(len(task.y_train))
+    full = rum_suite.make_scenarios(task, mem, 0, rum_suite.SCENARIOS)
+    assert list(full) == rum_suite.SCENARIOS
+    # random, mixed and subgroup draw from one generator: asking for a later one alone
+    # must not give it the draws of the earlier ones
+    for names in (["subgroup"], ["mixed", "es-high"], ["mem-high", "random"]):
+        part = rum_suite.make_scenarios(task, mem if "mem-high" in names else None, 0, names)
+        assert list(part) == names
+        for name in names:
+            np.testing.assert_array_equal(part[name], full[name])
+    assert not rum_suite.needs_memorization(["random", "mixed"], {"RUM": {}})
+    assert rum_suite.needs_memorization(["random", "mem-low"], {"RUM": {}})
+    assert rum_suite.needs_memorization(["random"], {"RUM": {"memorization": "feldman-zhang"}})
+    with pytest.raises(ValueError, match="need the memorization"):
+        rum_suite.make_scenarios(task, None, 0, ["mem-low"])
+    with pytest.raises(ValueError, match="unknown scenario"):
+        rum_suite.make_scenarios(task, mem, 0, ["mem-lowest"])
+
+
+def test_large_quick_and_partial_runs_never_replace_the_full_runs_tables(tmp_path):
+    import argparse
+
+    import pytest
+
+    from benchmarks.plots import full_runs
+    from benchmarks.tasks import load_task
+
+    def section(tasks, **kw):
+        args = {"quick": False, "scale": "small", "scenarios": None, "methods": None, **kw}
+        return rum_suite.default_section(argparse.Namespace(**args), tasks)
+
+    assert section(["mnist1d"]) == "rum-suite-mnist1d"
+    assert section(["digits", "tabular"]) == "rum-suite-digits-tabular"
+    assert section(["mnist1d"], scale="large") == "rum-suite-large-mnist1d"
+    assert section(["digits"], methods="RUM,auto") == "rum-suite-partial-digits"
+    assert section(["digits"], quick=True) == "rum-suite-quick"
+    for s in ("mnist1d", "digits-tabular", "large-mnist1d", "partial-digits", "quick"):
+        (tmp_path / f"rows_rum-suite-{s}.json").write_text("[]")
+    assert [f.name for f in full_runs(tmp_path)] == [
+        "rows_rum-suite-digits-tabular.json", "rows_rum-suite-mnist1d.json"]
+    with pytest.raises(ValueError, match="mnist1d only"):
+        load_task("digits", 0, scale="large")
+
+
+def test_the_suite_names_the_choices_when_a_method_or_scenario_is_unknown(capsys):
+    import pytest
+
+    for flag, wrong, known in (("--methods", "RUM,rum", "single:neggrad+"),
+                               ("--scenarios", "random,memo-high", "mem-high")):
+        with pytest.raises(SystemExit):
+            rum_suite.main([flag, wrong, "--no-write"])
+        err = capsys.readouterr().err
+        assert f"{flag}: unknown ['{wrong.split(',')[1]}']" in err and known in err
