@@ -356,9 +356,9 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
-    for flag, chosen, known in (("--scenarios", args.scenarios, SCENARIOS),
+    for flag, chosen, known in (("--tasks", args.tasks, TASKS), ("--scenarios", args.scenarios, SCENARIOS),
                                 ("--methods", args.methods, list(methods(args.quick)))):
-        wrong = [x for x in (chosen or "").split(",") if chosen is not None and x not in known]
+        wrong = [x for x in chosen.split(",") if x not in known] if chosen else []
         if wrong:
             ap.error(f"{flag}: unknown {wrong}; choose from {','.join(known)}")
     threads_before = torch.get_num_threads()

@@ -202,7 +202,8 @@ def test_the_suite_names_the_choices_when_a_method_or_scenario_is_unknown(capsys
     import pytest
 
     for flag, wrong, known in (("--methods", "RUM,rum", "single:neggrad+"),
-                               ("--scenarios", "random,memo-high", "mem-high")):
+                               ("--scenarios", "random,memo-high", "mem-high"),
+                               ("--tasks", "digits,mnist", "mnist1d")):
         with pytest.raises(SystemExit):
             rum_suite.main([flag, wrong, "--no-write"])
         err = capsys.readouterr().err
