@@ -325,6 +325,24 @@ def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: 
     return "\n".join(lines)
 
 
+def report(rows: list[dict], tasks: list[str], scen_names: list[str], meths: dict, *, cmd: str,
+           wall_s: float, fz_runs: int, scale: str, machine: str) -> str:
+    """A run's section of docs/benchmarks.md: how it was made, then :func:`summarise`."""
+    title = ", ".join(tasks) + (" at the large scale (40,000 samples)" if scale == "large" else "")
+    fz = (f"memorization ground truth for the scenarios: Feldman-Zhang with {fz_runs} runs (70 % subsets)"
+          if needs_memorization(scen_names, meths) else "no scenario of this run needs Feldman-Zhang memorization")
+    singles = "single unlearner" + ("" if set(meths) == set(methods(False)) else " this run ran")
+    return (
+        f"## RUM suite: {title}\n\n"
+        f"Command: `{cmd.strip()}`  \nMachine: {machine}  \n"
+        f"Wall time: {wall_s:.0f} s; {fz}.\n\n"
+        f"Bold: at least as good as the best {singles} on that scenario. "
+        "Time / retrain: the method's total time (profile + plan + execute) over the "
+        "retrain oracle's time, measured in the same runs (totals over every scenario and seed).\n\n"
+        + summarise(rows, tasks, scen_names, meths)
+    )
+
+
 def default_section(args: argparse.Namespace, tasks: list[str]) -> str:
     """Where a run writes its table (and ``rows_<section>.json``) unless ``--section`` says.
 
@@ -387,17 +405,9 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     rows = []
     for task in tasks:
         rows += run_task(task, seeds, scen_names, meths, fz_runs, args.device, args.scale)
-    body = summarise(rows, tasks, scen_names, meths)
     cmd = "python -m benchmarks.rum_suite " + shlex.join(argv if argv is not None else sys.argv[1:])
-    text = (
-        f"## RUM suite: {', '.join(tasks)}\n\n"
-        f"Command: `{cmd.strip()}`  \nMachine: {machine()}  \n"
-        f"Wall time: {time.perf_counter() - t0:.0f} s; memorization ground truth for the "
-        f"scenarios: Feldman-Zhang with {fz_runs} runs (70 % subsets).\n\n"
-        "Bold: at least as good as the best single unlearner on that scenario. "
-        "Time / retrain: the method's total time (profile + plan + execute) over the "
-        "retrain oracle's time, measured in the same runs (totals over every scenario and seed).\n\n" + body
-    )
+    text = report(rows, tasks, scen_names, meths, cmd=cmd, wall_s=time.perf_counter() - t0,
+                  fz_runs=fz_runs, scale=args.scale, machine=machine())
     if not args.no_write:
         section = args.section or default_section(args, tasks)
         write_section(section, text)

@@ -208,3 +208,22 @@ def test_the_suite_names_the_choices_when_a_method_or_scenario_is_unknown(capsys
             rum_suite.main([flag, wrong, "--no-write"])
         err = capsys.readouterr().err
         assert f"{flag}: unknown ['{wrong.split(',')[1]}']" in err and known in err
+
+
+def test_a_partial_run_says_which_singles_it_ran_and_whether_it_needed_feldman_zhang():
+    def text(meths, scenarios, scale="small"):
+        rows = [{"task": "mnist1d", "seed": 0, "scenario": s, "method": m, "tow": 0.9, "tow_mia": 0.9,
+                 "seconds": 1.0, "retrain_s": 10.0, "profile_s": 0.1} for m in meths for s in scenarios]
+        return rum_suite.report(rows, ["mnist1d"], scenarios, meths, cmd="python -m benchmarks.rum_suite",
+                                wall_s=5, fz_runs=16, scale=scale, machine="here")
+
+    part = {m: {} for m in ("RUM", "single:finetune")}
+    small = text(part, ["random"])
+    assert "no scenario of this run needs Feldman-Zhang" in small
+    assert "best single unlearner this run ran on that scenario" in small
+    assert small.startswith("## RUM suite: mnist1d\n")
+    large = text(part, ["random", "mem-high"], scale="large")
+    assert large.startswith("## RUM suite: mnist1d at the large scale (40,000 samples)")
+    assert "Feldman-Zhang with 16 runs" in large
+    full = text(rum_suite.methods(False), ["random"])
+    assert "best single unlearner on that scenario" in full
