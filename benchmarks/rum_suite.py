@@ -379,6 +379,8 @@ def main(argv: list[str] | None = None) -> str:
         wrong = [x for x in chosen.split(",") if x not in known] if chosen else []
         if wrong:
             ap.error(f"{flag}: unknown {wrong}; choose from {','.join(known)}")
+    if args.scale == "large" and args.tasks not in (None, "mnist1d"):
+        ap.error(f"--scale large exists for mnist1d only; got --tasks {args.tasks}")
     threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)

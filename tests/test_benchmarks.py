@@ -208,6 +208,9 @@ def test_the_suite_names_the_choices_when_a_method_or_scenario_is_unknown(capsys
             rum_suite.main([flag, wrong, "--no-write"])
         err = capsys.readouterr().err
         assert f"{flag}: unknown ['{wrong.split(',')[1]}']" in err and known in err
+    with pytest.raises(SystemExit):
+        rum_suite.main(["--scale", "large", "--tasks", "digits", "--no-write"])
+    assert "--scale large exists for mnist1d only" in capsys.readouterr().err
 
 
 def test_a_partial_run_says_which_singles_it_ran_and_whether_it_needed_feldman_zhang():
