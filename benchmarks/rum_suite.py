@@ -108,6 +108,7 @@ def make_scenarios(task: Task, mem: np.ndarray | None, seed: int, names: list[st
     k = int(round(0.10 * n))
     rng = np.random.default_rng(seed + 1000)
     out: dict[str, np.ndarray] = {}
+    order = None if mem is None else np.argsort(mem, kind="stable")
     emb = embed(task.model, as_data((task.X_train, task.y_train)))[0].numpy()
     dist = np.linalg.norm(emb - emb.mean(0), axis=1)
     bins = np.array_split(np.argsort(dist, kind="stable"), 10)
@@ -118,9 +119,9 @@ def make_scenarios(task: Task, mem: np.ndarray | None, seed: int, names: list[st
         if name == "random":
             idx = rng.choice(n, k, replace=False)
         elif name == "mem-low":
-            idx = np.argsort(mem, kind="stable")[:k]
+            idx = order[:k]
         elif name == "mem-high":
-            idx = np.argsort(mem, kind="stable")[-k:]
+            idx = order[-k:]
         elif name == "mem-medium":
             idx = np.argsort(np.abs(mem - 0.5), kind="stable")[:k]
         elif name == "es-low":
