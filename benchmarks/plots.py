@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import write_section
-from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS, TASKS
+from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS
+from benchmarks.tasks import TASKS
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import rum
-from benchmarks.tasks import Task, load_task, train
+from benchmarks.tasks import LARGE_TASKS, TASKS, Task, load_task, train
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -49,9 +49,6 @@ T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8
 ANOTHER_RETRAIN = "retrain (another seed)"
 #: Added to the seed of :data:`ANOTHER_RETRAIN`'s run.
 OTHER_SEED = 10_000
-
-#: The benchmark tasks (benchmarks.tasks.load_task), in the order of a full run.
-TASKS = ["digits", "tabular", "mnist1d"]
 
 #: Seeds of a full run (``--seeds`` overrides; the quick CI setting runs one).
 DEFAULT_SEEDS = 5
@@ -380,8 +377,8 @@ def main(argv: list[str] | None = None) -> str:
         wrong = [x for x in chosen.split(",") if x not in known] if chosen else []
         if wrong:
             ap.error(f"{flag}: unknown {wrong}; choose from {','.join(known)}")
-    if args.scale == "large" and args.tasks not in (None, "mnist1d"):
-        ap.error(f"--scale large exists for mnist1d only; got --tasks {args.tasks}")
+    if args.scale == "large" and args.tasks and any(t not in LARGE_TASKS for t in args.tasks.split(",")):
+        ap.error(f"--scale large exists for {','.join(LARGE_TASKS)} only; got --tasks {args.tasks}")
     threads_before = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -394,7 +391,7 @@ def main(argv: list[str] | None = None) -> str:
 def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     from benchmarks._report import machine, write_section
 
-    every_task = "mnist1d" if args.scale == "large" else ",".join(TASKS)
+    every_task = ",".join(LARGE_TASKS if args.scale == "large" else TASKS)
     tasks = (args.tasks or ("digits" if args.quick else every_task)).split(",")
     seeds = list(range(args.seeds or (1 if args.quick else DEFAULT_SEEDS)))
     scen_names = ["random", "mem-high", "mixed"] if args.quick else SCENARIOS

@@ -17,6 +17,11 @@ from torch import nn
 
 import rum
 
+#: The benchmark tasks :func:`load_task` builds, in the order of a full run.
+TASKS = ["digits", "tabular", "mnist1d"]
+#: The tasks with a ``scale="large"`` setting (mnist1d generated with 40,000 samples).
+LARGE_TASKS = ["mnist1d"]
+
 
 @dataclass
 class Task:
@@ -79,8 +84,8 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
     """Build (but do not train) a task. ``scale="large"`` makes mnist1d 40,000 samples."""
     from sklearn.model_selection import train_test_split
 
-    if scale not in ("small", "large") or (scale == "large" and name != "mnist1d"):
-        raise ValueError(f"scale={scale!r} for task {name!r}: 'large' exists for mnist1d only")
+    if scale not in ("small", "large") or (scale == "large" and name not in LARGE_TASKS):
+        raise ValueError(f"scale={scale!r} for task {name!r}: 'large' exists for {', '.join(LARGE_TASKS)} only")
     rng = np.random.default_rng(seed)
     if name == "digits":
         from sklearn.datasets import load_digits
