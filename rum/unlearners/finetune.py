@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from rum.unlearners._training import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
+import copy
+from collections.abc import Iterator
+
+import torch
+
+from rum._validation import Interval
+from rum.unlearners._training import (
+    OPTIM_CONSTRAINTS,
+    cross_entropy,
+    logits,
+    make_optimizer,
+    optimise,
+)
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
+from rum.unlearners.scrub import distillation_kl, frozen_logits
 
 
 @register_unlearner("finetune")
@@ -14,6 +27,15 @@ class Finetune(Unlearner):
     Cheap and safe for retain and test accuracy, but weak on memorized forget
     items (it leaves most of them remembered).
 
+    With ``anchor > 0`` it is a *repair* that does not re-learn what a step
+    before it forgot: each retain batch comes with a batch of forget items, and
+    the loss adds ``anchor`` times the KL divergence from the model's own
+    predictions on those items when the fine-tune began (a frozen snapshot). A
+    plain fine-tune after a relabelling step takes memorized forget items back
+    towards their training labels; the anchor holds them where the step left
+    them, over-forgotten ones included. The ``auto`` policy tries it as a repair
+    and keeps it only where its search score improves.
+
     Args:
         epochs: passes over the retain set.
         lr: learning rate.
@@ -21,6 +43,10 @@ class Finetune(Unlearner):
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
         momentum: SGD momentum.
         weight_decay: L2 penalty.
+        anchor: weight of the term that holds the forget items' predictions
+            (0: plain fine-tuning, the forget set is not used).
+        forget_batch_size: forget items next to each retain batch when
+            ``anchor > 0``.
 
     Defaults follow the fine-tuning baseline of Jia et al. (NeurIPS 2023) as run
     in the RUM paper (SGD, momentum 0.9, lr 0.01, weight decay 5e-4), with 5
@@ -33,10 +59,16 @@ class Finetune(Unlearner):
         >>> import rum
         >>> rum.get_unlearner("finetune")(epochs=3)
         Finetune(epochs=3)
+        >>> rum.get_unlearner("finetune")(optimizer="adam", lr=1e-3, anchor=1.0)
+        Finetune(lr=0.001, optimizer='adam', anchor=1.0)
     """
 
     tags = UnlearnerTags(requires_retain=True, cost="medium", source="Golatkar et al., CVPR 2020")
-    _parameter_constraints = dict(OPTIM_CONSTRAINTS)
+    _parameter_constraints = {
+        **OPTIM_CONSTRAINTS,
+        "anchor": [Interval(float, 0, None)],
+        "forget_batch_size": [Interval(int, 1, None)],
+    }
 
     def __init__(
         self,
@@ -46,6 +78,8 @@ class Finetune(Unlearner):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        anchor: float = 0.0,
+        forget_batch_size: int = 16,
     ):
         self.epochs = epochs
         self.lr = lr
@@ -53,17 +87,37 @@ class Finetune(Unlearner):
         self.optimizer = optimizer
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.anchor = anchor
+        self.forget_batch_size = forget_batch_size
+
+    def _anchored(self, n_forget: int) -> bool:
+        return self.anchor > 0 and n_forget > 0
 
     def estimate_work(self, n_forget, n_retain):
-        return float(self.epochs * n_retain)
+        per_batch = 1 + self.forget_batch_size / self.batch_size if self._anchored(n_forget) else 1
+        return float(self.epochs * n_retain * per_batch)
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        anchored = self._anchored(len(forget))
+        if anchored:
+            # the predictions to hold: the model's own, as the fine-tune begins
+            model.eval()
+            snapshot = frozen_logits(model, forget.X)
+            frozen = copy.deepcopy(model) if snapshot is None else None
+            held = _endless_positions(forget, self.forget_batch_size, ctx)
         ctx.start(self.epochs * retain.n_batches(self.batch_size))
         model.train()
         for _ in range(self.epochs):
             for x, y in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
-                optimise(opt, cross_entropy(model, x, y), ctx)
+                loss = cross_entropy(model, x, y)
+                if anchored:
+                    pos = next(held)
+                    xf = forget.X[pos]
+                    with torch.no_grad():
+                        target = snapshot[pos] if frozen is None else logits(frozen, xf)
+                    loss = loss + self.anchor * distillation_kl(logits(model, xf), target, 1.0)
+                optimise(opt, loss, ctx)
             if ctx.end_epoch(model):
                 break
         return model
@@ -73,3 +127,9 @@ class Finetune(Unlearner):
         # A larger lr than the default so that the short run visibly forgets the
         # tiny task's memorised items (the behaviour check of rum.testing).
         return {"epochs": 3, "lr": 0.05}
+
+
+def _endless_positions(data, batch_size: int, ctx) -> Iterator[torch.Tensor]:
+    """Row indices of shuffled batches of ``data``, a new order every pass."""
+    while True:
+        yield from data.shuffled_batches(batch_size, ctx.generator)

@@ -54,6 +54,44 @@ def test_random_label_forgets_the_flipped_labels_and_keeps_retain(digits):
     assert accuracy(res.model, digits.retain) > 0.95
 
 
+def _kl_on(data, start, model) -> float:
+    """KL(start || model) on the rows of ``data``, averaged."""
+    X = torch.as_tensor(data[0])
+    with torch.no_grad():
+        return float(torch.nn.functional.kl_div(
+            torch.log_softmax(model(X), 1), torch.softmax(start(X), 1), reduction="batchmean"))
+
+
+def test_anchored_finetune_holds_the_forget_predictions_and_repairs_retain(digits):
+    # a relabelling step forgets and costs some retain accuracy; the repair fine-tunes on retain
+    start = rum.unlearn(digits.model, digits.forget, digits.retain, unlearner="random-label",
+                        random_state=0).model
+    kw = dict(unlearner="finetune", optimizer="adam", lr=1e-3, epochs=5, random_state=0)
+    plain = rum.unlearn(start, digits.forget, digits.retain, **kw).model
+    held = rum.unlearn(start, digits.forget, digits.retain, anchor=1.0, **kw).model
+    # the plain fine-tune moves the forget items' predictions; the anchored one keeps them
+    assert _kl_on(digits.forget, start, plain) > 0.5
+    assert _kl_on(digits.forget, start, held) < 0.1 * _kl_on(digits.forget, start, plain)
+    # ...and still repairs the retain set
+    assert accuracy(start, digits.retain) < 0.99 <= accuracy(held, digits.retain)
+
+
+def test_finetune_without_anchor_never_looks_at_the_forget_set(digits):
+    X, y = digits.forget
+    noise = np.random.default_rng(0).normal(size=X.shape).astype(X.dtype)
+    kw = dict(unlearner="finetune", epochs=1, random_state=0)
+    a = rum.unlearn(digits.model, digits.forget, digits.retain, **kw).model
+    b = rum.unlearn(digits.model, (noise, y), digits.retain, **kw).model
+    assert state_equal(a, b)
+    c = rum.unlearn(digits.model, (noise, y), digits.retain, anchor=1.0, **kw).model
+    assert not state_equal(a, c)  # with the anchor, the forget items do matter
+
+
+def test_finetune_rejects_a_negative_anchor():
+    with pytest.raises(InvalidParameterError, match="'anchor'"):
+        rum.get_unlearner("finetune")(anchor=-1.0).validate_params()
+
+
 def test_random_wrong_labels_are_always_wrong_and_cover_other_classes():
     y = torch.arange(10).repeat(200)
     new = random_wrong_labels(y, 10, torch.Generator().manual_seed(0))
