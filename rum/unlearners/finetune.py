@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-
-import torch
+import itertools
 
 from rum._validation import Interval
 from rum.unlearners._training import (
@@ -17,7 +15,7 @@ from rum.unlearners._training import (
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
-from rum.unlearners.scrub import distillation_kl, frozen_logits
+from rum.unlearners.scrub import distillation_kl, frozen_logits, teacher_batches
 
 
 @register_unlearner("finetune")
@@ -105,17 +103,17 @@ class Finetune(Unlearner):
             model.eval()
             snapshot = frozen_logits(model, forget.X)
             frozen = copy.deepcopy(model) if snapshot is None else None
-            held = _endless_positions(forget, self.forget_batch_size, ctx)
+            held = itertools.chain.from_iterable(
+                teacher_batches(frozen, forget, self.forget_batch_size, ctx, snapshot)
+                for _ in itertools.count()
+            )
         ctx.start(self.epochs * retain.n_batches(self.batch_size))
         model.train()
         for _ in range(self.epochs):
             for x, y in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
                 loss = cross_entropy(model, x, y)
                 if anchored:
-                    pos = next(held)
-                    xf = forget.X[pos]
-                    with torch.no_grad():
-                        target = snapshot[pos] if frozen is None else logits(frozen, xf)
+                    xf, _, target = next(held)
                     loss = loss + self.anchor * distillation_kl(logits(model, xf), target, 1.0)
                 optimise(opt, loss, ctx)
             if ctx.end_epoch(model):
@@ -127,9 +125,3 @@ class Finetune(Unlearner):
         # A larger lr than the default so that the short run visibly forgets the
         # tiny task's memorised items (the behaviour check of rum.testing).
         return {"epochs": 3, "lr": 0.05}
-
-
-def _endless_positions(data, batch_size: int, ctx) -> Iterator[torch.Tensor]:
-    """Row indices of shuffled batches of ``data``, a new order every pass."""
-    while True:
-        yield from data.shuffled_batches(batch_size, ctx.generator)

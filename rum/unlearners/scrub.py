@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 from rum._validation import NONE, Interval
+from rum.data import TensorData
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     logits,
@@ -15,9 +17,10 @@ from rum.unlearners._training import (
     optimise,
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
+from rum.unlearners.context import RunContext
 from rum.unlearners.registry import register_unlearner
 
-__all__ = ["SCRUB", "distillation_kl"]
+__all__ = ["SCRUB", "distillation_kl", "frozen_logits", "teacher_batches"]
 
 #: SCRUB keeps the frozen teacher's logits for a whole set in memory when they
 #: take at most this many bytes, instead of a teacher forward pass per batch
@@ -48,6 +51,25 @@ def frozen_logits(teacher: torch.nn.Module, X: torch.Tensor, batch_size: int = 1
         return None
     rest = (logits(teacher, X[s : s + batch_size]) for s in range(batch_size, len(X), batch_size))
     return torch.cat([first, *rest])
+
+
+def teacher_batches(
+    teacher: torch.nn.Module | None, data: TensorData, batch_size: int, ctx: RunContext,
+    cached: torch.Tensor | None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One shuffled pass over ``data`` as ``(x, y, teacher logits)`` batches.
+
+    ``cached`` is :func:`frozen_logits` of ``teacher`` on ``data.X``; where it
+    is ``None`` (too large to keep) the frozen ``teacher`` answers each batch.
+    """
+    for idx in data.shuffled_batches(batch_size, ctx.generator):
+        x = data.X[idx]
+        if cached is not None:
+            target = cached[idx]
+        else:
+            with torch.no_grad():
+                target = logits(teacher, x)
+        yield x, data.y[idx], target
 
 
 def distillation_kl(
@@ -188,24 +210,14 @@ class SCRUB(Unlearner):
             "retain": frozen_logits(teacher, retain.X),
         }
 
-        def with_targets(name, data, batch_size):
-            """Shuffled ``(x, y, teacher logits)`` batches."""
-            for idx in data.shuffled_batches(batch_size, ctx.generator):
-                x = data.X[idx]
-                if cached[name] is not None:
-                    target = cached[name][idx]
-                else:
-                    with torch.no_grad():
-                        target = logits(teacher, x)
-                yield x, data.y[idx], target
-
         model.train()
         for epoch in range(self.epochs):
             if epoch < self.msteps:
-                for x, _, target in with_targets("forget", forget, fbs):
+                for x, _, target in teacher_batches(teacher, forget, fbs, ctx, cached["forget"]):
                     loss = -distillation_kl(logits(model, x), target, T)
                     optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
-            for x, y, target in with_targets("retain", retain, self.batch_size):
+            for x, y, target in teacher_batches(teacher, retain, self.batch_size, ctx,
+                                                  cached["retain"]):
                 out = logits(model, x)
                 loss = self.ce_weight * F.cross_entropy(out, y) + self.kl_weight * distillation_kl(
                     out, target, T
