@@ -27,7 +27,9 @@ the group's step. A last ``repair`` step (by default NegGrad+ with Adam, else
 a fine-tune on retain that holds the forget items' predictions, else a plain
 fine-tune) is chosen over all groups, with one difference: repair candidates
 are fallbacks, not rivals. They run in order and the first that improves J
-on doing nothing is kept without trying the rest.
+on doing nothing is kept without trying the rest. Where no group step was
+kept, candidates with an ``anchor`` are skipped: they would hold the forget
+items at the original model's predictions.
 Steps are seeded by their position in the final plan, so re-running the
 returned plan with :func:`rum.execute` reproduces the searched model exactly;
 :func:`rum.unlearn` therefore returns the searched model without replaying.
@@ -227,6 +229,11 @@ class _Scorer:
         return float(err + max(0.0, self.base_val_acc - val_acc))
 
 
+def _anchored(u: Unlearner) -> bool:
+    """Whether ``u`` holds the forget items' predictions where it found them."""
+    return float(u.get_params().get("anchor", 0.0) or 0.0) > 0.0
+
+
 def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
     """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort."""
     work = copy.deepcopy(model)
@@ -337,6 +344,10 @@ def auto_search(
     for g in groups:
         done.append(g)
         run_stage(g, profile.indices(g), candidates, list(done))
+    if not steps:
+        # an anchor holds the forget items' predictions where the group steps left them;
+        # with no group step kept that is the original model's, the opposite of unlearning
+        repair = [spec for spec in repair if not _anchored(as_unlearner(spec, "auto repair"))]
     if repair:
         run_stage(-1, np.arange(len(profile)), repair, list(done), first_improvement=True)
     if not steps:

@@ -227,6 +227,33 @@ def test_the_repair_keeps_the_first_candidate_that_improves_and_skips_the_rest(d
             "random-label", "finetune", "neggrad+"]
 
 
+def test_the_anchored_repair_is_skipped_when_no_group_step_was_kept(digits):
+    """An anchor would hold the original model's predictions: the opposite of forgetting."""
+    import copy
+
+    from rum.planner.auto import auto_search
+
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    profile = rum.profile(digits.model, forget, retain, random_state=0)
+    anchored = ("finetune", {"epochs": 2, "optimizer": "adam", "lr": 1e-3, "anchor": 1.0})
+    plain = ("finetune", {"epochs": 2, "optimizer": "adam", "lr": 1e-3})
+
+    def repair_rows(candidates):
+        plan, _, info = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
+                                    device=torch.device("cpu"), seed=0, n_classes=10,
+                                    candidates=candidates, repair=(anchored, plain))
+        return plan, [r for r in info["trace"] if r["group"] == -1]
+
+    # doing nothing is never kept as a group step, so only the plain fine-tune is tried
+    plan, rows = repair_rows(("noop",))
+    assert [r["params"]["anchor"] for r in rows] == [0.0]
+    assert all(s.group == -1 for s in plan.steps)
+    # once relabelling is kept on the flipped labels, the anchored fine-tune runs first
+    plan, rows = repair_rows((("random-label", {"epochs": 3}),))
+    assert any(s.group != -1 for s in plan.steps)
+    assert rows[0]["params"]["anchor"] == 1.0
+
+
 @pytest.mark.parametrize("bad, match", [
     ([], r"unlearners is empty: .*\['random-label', 'scrub'\]"),
     ({"repair": []}, r"unlearners\['repair'\] is empty: .*or None to search no repair step"),
