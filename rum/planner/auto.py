@@ -38,6 +38,7 @@ returned plan with :func:`rum.execute` reproduces the searched model exactly;
 from __future__ import annotations
 
 import copy
+import numbers
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -233,7 +234,8 @@ class _Scorer:
 
 def _anchored(u: Unlearner) -> bool:
     """Whether ``u`` holds the forget items' predictions where it found them."""
-    return float(u.get_params().get("anchor", 0.0) or 0.0) > 0.0
+    anchor = u.get_params().get("anchor")
+    return isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and anchor > 0
 
 
 def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
