@@ -25,7 +25,7 @@ from rum.unlearners.registry import make_unlearner
 __all__ = ["unlearn"]
 
 #: Keyword options of the planner in the default (profile -> plan -> execute) pipeline.
-PLAN_OPTIONS = ("policy", "unlearners", "retain_policy", "budget")
+PLAN_OPTIONS = ("policy", "unlearners", "retain_policy", "budget", "target")
 #: Keyword options of the default pipeline: the planner's plus the profiler's.
 PIPELINE_OPTIONS = PLAN_OPTIONS + PROFILE_OPTIONS
 
@@ -102,7 +102,7 @@ def unlearn(
             stopped early. ``retrain`` itself is never checked.
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
             pipeline's options: the planner's ``policy``, ``unlearners``,
-            ``retain_policy``, ``budget`` (see :func:`rum.plan`) and the profiler's
+            ``retain_policy``, ``budget``, ``target`` (see :func:`rum.plan`) and the profiler's
             ``memorization``, ``entanglement``, ``embedding_layer``,
             ``grouping``, ``n_groups`` (see :func:`rum.profile`).
 
@@ -129,10 +129,15 @@ def unlearn(
             from rum.planner import get_policy
 
             get_policy(options["policy"])
-        if options.get("policy") == "auto":  # bad candidates fail before any work
-            from rum.planner.auto import parse_candidates
+        if options.get("policy") == "auto":  # bad candidates or targets fail before any work
+            from rum.planner.auto import parse_candidates, parse_target
 
             parse_candidates(options.get("unlearners"))
+            parse_target(options.get("target"))
+        else:
+            from rum.planner import check_target_policy
+
+            check_target_policy(options.get("policy"), options.get("target"))
         plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
         profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)
@@ -143,10 +148,11 @@ def unlearn(
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)
     if plan_options.get("policy") == "auto":
-        the_plan, searched, efforts = _auto_plan(prep, prof, plan_options)
+        the_plan, searched, info = _auto_plan(prep, prof, plan_options)
         return result_from_search(
             the_plan, searched, prep.model, prep.forget, prep.retain, profile=prof,
-            efforts=efforts, device=prep.device, seed=prep.seed,
+            efforts=info["efforts"], target_accuracy=info["target_accuracy"],
+            device=prep.device, seed=prep.seed,
             timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
         )
     else:
@@ -168,7 +174,7 @@ def unlearn(
 
 
 def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
-    """Run the auto policy's search on a copy of the model: (plan, searched model, efforts).
+    """Run the auto policy's search on a copy of the model: (plan, searched model, search info).
 
     Shared by :func:`unlearn` and :func:`rum.plan`; every check runs before the search.
     """
@@ -176,7 +182,7 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
 
     from rum._validation import NONE, Interval
     from rum.exceptions import InvalidParameterError
-    from rum.planner.auto import auto_search, parse_candidates
+    from rum.planner.auto import auto_search, parse_candidates, parse_target
 
     validate_params(
         {"budget": options.get("budget")},
@@ -201,5 +207,6 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
         candidates=candidates,
         repair=repair,
         budget=options.get("budget"),
+        target=parse_target(options.get("target"), prep.model),
     )
-    return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info["efforts"]
+    return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info

@@ -318,18 +318,23 @@ def result_from_search(
     device: torch.device,
     seed: int,
     timings: dict,
+    target_accuracy: float | None = None,
 ) -> UnlearnResult:
     """The result of a plan whose steps already ran during a search (the ``auto`` policy).
 
     ``model`` is what the plan produces (the search guarantees an exact replay
     would give the same weights); each step's seconds are those of its trial,
     already counted in ``timings["plan"]``, so ``timings["execute"]`` is 0.
+    ``target_accuracy``, the forget accuracy the search aimed at, becomes the
+    metric ``forget_acc_target``.
     """
     dtype = model_dtype(model)
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
     metrics = {**_accuracies(original, forget, retain, "before"),
                **_accuracies(model, forget, retain, "after")}
+    if target_accuracy is not None:
+        metrics["forget_acc_target"] = float(target_accuracy)
     steps = tuple(
         StepResult(step=i, group=s.group, unlearner=s.unlearner, n_items=len(s.indices),
                    seconds=e.get("seconds", 0.0), iterations=e.get("iterations", 0),

@@ -66,7 +66,9 @@ class UnlearnResult:
         steps: one :class:`StepResult` per plan step.
         timings: seconds spent in ``profile``, ``plan``, ``execute`` and ``total``.
         metrics: accuracies of the model on the forget and retain sets before
-            and after unlearning (fractions).
+            and after unlearning (fractions); with the ``auto`` policy also
+            ``forget_acc_target``, the forget accuracy its search aimed at
+            (its estimate of what a retrained model gets right).
         seed: the seed used; pass it as ``random_state`` to repeat the run.
         device: the device the steps ran on.
 

@@ -45,12 +45,22 @@ def _resolve_policy(policy: Any) -> Policy:
     )
 
 
+def check_target_policy(policy: Any, target: Any) -> None:
+    """Reject ``target``, an option of the auto policy only, with any other policy."""
+    if target is not None and not (isinstance(policy, str) and policy == "auto"):
+        raise InvalidParameterError(
+            "target is an option of policy='auto' (what its search aims at); use "
+            "policy='auto' or drop target."
+        )
+
+
 def plan(
     profile: Profile,
     *,
     policy: Any = "rum",
     unlearners: Any = None,
     budget: float | None = None,
+    target: Any = None,
     retain_policy: str = "strict",
     n_retain: int = 0,
     random_state: Any = 0,
@@ -82,6 +92,14 @@ def plan(
             ``{"candidates": [...], "repair": [...] or None}`` (repair candidates
             are fallbacks: the first that improves the search score is kept).
         budget: for ``"auto"``: the search's time limit in seconds.
+        target: for ``"auto"``: what its search aims each group's forget
+            accuracy at. ``None`` (default, :data:`rum.planner.auto.AUTO_TARGET`):
+            what a two-epoch retrain on the retain set gets right, rescaled to a
+            full model's accuracy; ``("retrain", {...})`` the same with your
+            recipe (``epochs``, ``lr``, ``train_fn``...); ``"neighbors"``: the
+            label agreement of each item's nearest retain items in the model's
+            embedding (no training; the default falls back to it for models
+            ``retrain`` cannot re-initialise).
         retain_policy: ``"strict"`` (every step's retain data excludes the whole
             forget set) or ``"progressive"`` (groups not yet processed stay in
             the retain data of earlier steps).
@@ -131,11 +149,13 @@ def plan(
             )
         found, _, _ = _auto_plan(
             prep, profile,
-            {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy},
+            {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy,
+             "target": target},
         )
         steps, n_retain = found.steps, n_retain or found.n_retain
         name = "auto"
     else:
+        check_target_policy(policy, target)
         pol = _resolve_policy(policy)
         steps = tuple(pol.steps(profile, unlearners, seed))
         name = pol.name or type(pol).__name__

@@ -111,16 +111,22 @@ def random_wrong_labels(y: torch.Tensor, n_classes: int, generator: torch.Genera
     return (y + shift) % n_classes
 
 
+def _resettable(module: torch.nn.Module) -> bool:
+    return callable(getattr(module, "reset_parameters", None))
+
+
+def unresettable(model: torch.nn.Module) -> list[str]:
+    """Modules of ``model`` with parameters of their own but no ``reset_parameters``."""
+    return [name or type(module).__name__ for name, module in model.named_modules()
+            if not _resettable(module) and any(True for _ in module.parameters(recurse=False))]
+
+
 def reinitialise(model: torch.nn.Module) -> list[str]:
     """Reset every module that has ``reset_parameters``; return modules with parameters it could not reset."""
-    stuck = []
-    for name, module in model.named_modules():
-        own = list(module.parameters(recurse=False))
-        if hasattr(module, "reset_parameters") and callable(module.reset_parameters):
+    for module in model.modules():
+        if _resettable(module):
             module.reset_parameters()
-        elif own:
-            stuck.append(name or type(module).__name__)
-    return stuck
+    return unresettable(model)
 
 
 def retain_sample_size(n_forget: int, retain: TensorData | None, ratio: float) -> int:
