@@ -24,7 +24,7 @@ Groups are processed easiest first. For each group, every candidate
 unlearner runs once from the current model; after each of its epochs the
 search scores
 
-    J = sum over processed groups g of (n_g / n) * |accuracy on g - mean target on g|
+    J = sum over processed groups g of (n_g / n) * |accuracy on g - min(1, mean target on g)|
         + accuracy lost on a held-out slice of the retain set
 
 (:func:`calibration_error`, with ``n`` the processed forget items) and keeps
