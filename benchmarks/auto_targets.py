@@ -47,7 +47,7 @@ import torch
 from benchmarks.rum_suite import CACHE, SCENARIOS, ci, feldman_zhang_result, make_scenarios
 from benchmarks.tasks import load_task, train
 from rum.data import as_data
-from rum.planner.auto import neighbour_targets, parse_target, reference_targets
+from rum.planner.auto import holdout_indices, neighbour_targets, parse_target, reference_targets
 from rum.profiler.proxies import StreamingTopK, neighbor_disagreement
 
 ACTIVATIONS = (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh, torch.nn.Sigmoid)
@@ -118,9 +118,8 @@ def estimates(task, spaces: dict[str, torch.Tensor], held_out: dict, idx: np.nda
 def short_retrain(task, seed: int, forget, retain, fallback: np.ndarray) -> np.ndarray:
     """auto's default target for ``forget`` (as ``rum.unlearn(..., policy="auto",
     random_state=seed)`` computes it), or ``fallback`` where auto abandons the reference."""
-    n_val = max(1, min(500, int(round(0.1 * len(retain)))))  # auto's held-out slice
-    val_idx = np.sort(np.random.default_rng(seed).choice(len(retain), n_val, replace=False))
-    targets, _ = reference_targets(parse_target(None), task.model, forget, retain, val_idx,
+    targets, _ = reference_targets(parse_target(None), task.model, forget, retain,
+                                   holdout_indices(len(retain), seed),
                                    device=torch.device("cpu"), seed=seed,
                                    n_classes=int(task.y_train.max()) + 1, k=K)
     return fallback if targets is None else targets

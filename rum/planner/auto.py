@@ -62,7 +62,7 @@ import torch
 from rum._seeding import seeded
 from rum.data import TensorData
 from rum.executor import step_seeds
-from rum.metrics.functional import predict_logits
+from rum.metrics.functional import accuracy_from_logits, predict_logits
 from rum.planner._plan import Plan, Step
 from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
@@ -75,6 +75,7 @@ __all__ = [
     "AUTO_TARGET_MIN_PROGRESS",
     "auto_search",
     "calibration_error",
+    "holdout_indices",
     "neighbour_targets",
     "parse_candidates",
     "parse_target",
@@ -206,6 +207,17 @@ def neighbour_targets(
     return 1.0 - neighbor_disagreement(knn.labels, forget.y.cpu())
 
 
+def holdout_indices(n_retain: int, seed: int, holdout: float = 0.1) -> np.ndarray:
+    """The retain items auto holds out (sorted): ``holdout`` of them, 1 to 500, drawn with ``seed``.
+
+    Example:
+        >>> len(holdout_indices(1000, seed=0)), len(holdout_indices(100_000, seed=0))
+        (100, 500)
+    """
+    n_val = max(1, min(500, int(round(holdout * n_retain))))
+    return np.sort(np.random.default_rng(seed).choice(n_retain, n_val, replace=False))
+
+
 def reference_targets(
     reference: Unlearner,
     model: torch.nn.Module,
@@ -247,6 +259,8 @@ def reference_targets(
     chance = 1.0 / max(n_classes, 1)
 
     def val_accuracy(m: torch.nn.Module) -> float:
+        # in float64, unlike accuracy_from_logits: it sets the scale of every target, and the
+        # benchmarked defaults were measured with it (float32 changes one tabular search)
         return float((predict_logits(m, val.X).argmax(1) == val.y.cpu()).double().mean())
 
     def too_weak(acc: float) -> bool:
@@ -375,12 +389,13 @@ def parse_target(target, model: torch.nn.Module | None = None) -> Unlearner | No
         u.validate_params()
     except InvalidParameterError as err:
         raise InvalidParameterError(f"target: {err}") from None
-    if model is not None and getattr(u, "init_fn", None) is None and unresettable(model):
-        if default:
-            return None
+    stuck = [] if model is None or getattr(u, "init_fn", None) is not None else unresettable(model)
+    if stuck and default:
+        return None
+    if stuck:
         raise InvalidParameterError(
             f"target={type(u).name!r} cannot re-initialise these modules (no reset_parameters): "
-            + ", ".join(unresettable(model))
+            + ", ".join(stuck)
             + ". Give it init_fn=<function that re-initialises the model>, or use target='neighbors'."
         )
     return u
@@ -398,7 +413,7 @@ class _Scorer:
         correct = (logits.argmax(1) == self.forget.y[torch.as_tensor(mask)].cpu()).float().numpy()
         err = calibration_error(correct, self.targets[mask], self.groups[mask])
         val_logits = predict_logits(model, self.val.X)
-        val_acc = float((val_logits.argmax(1) == self.val.y.cpu()).float().mean())
+        val_acc = accuracy_from_logits(val_logits, self.val.y.cpu())
         return float(err + max(0.0, self.base_val_acc - val_acc))
 
 
@@ -473,12 +488,10 @@ def auto_search(
     t0 = time.perf_counter()
     from rum.profiler.memorization import N_NEIGHBORS
 
-    rng = np.random.default_rng(seed)
-    n_val = max(1, min(500, int(round(holdout * len(retain)))))
-    val_idx = np.sort(rng.choice(len(retain), n_val, replace=False))
+    val_idx = holdout_indices(len(retain), seed, holdout)
     val = retain.subset(val_idx)
     targets, target_info = None, {"target": "neighbors"}
-    if target is not None and len(retain) > n_val:
+    if target is not None and len(retain) > len(val_idx):
         targets, ref_info = reference_targets(target, model, forget, retain, val_idx, device=device,
                                               seed=seed, n_classes=n_classes, k=k)
         target_info = {"target": "neighbors" if targets is None else repr(target),
@@ -488,7 +501,7 @@ def auto_search(
         targets = 1.0 - np.asarray(profile.memorization, dtype=np.float64)
     elif targets is None:
         targets = neighbour_targets(model, forget, retain, k=k)
-    base_val = float((predict_logits(model, val.X).argmax(1) == val.y.cpu()).float().mean())
+    base_val = accuracy_from_logits(predict_logits(model, val.X), val.y.cpu())
     scorer = _Scorer(forget, targets, profile.groups, val, base_val)
     groups = [s.group for s in profile.summary]
     max_steps = len(groups) + 1
