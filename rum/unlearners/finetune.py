@@ -6,6 +6,7 @@ import copy
 import itertools
 
 from rum._validation import Interval
+from rum.unlearners._distillation import distillation_kl, frozen_logits, teacher_batches
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cross_entropy,
@@ -15,7 +16,6 @@ from rum.unlearners._training import (
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
-from rum.unlearners.scrub import distillation_kl, frozen_logits, teacher_batches
 
 
 @register_unlearner("finetune")

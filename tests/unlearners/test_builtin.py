@@ -201,14 +201,14 @@ def test_neggrad_plus_takes_the_textbook_step_with_or_without_batch_norm(batchno
 
 
 def test_anchored_finetune_gives_the_same_model_when_the_forget_logits_do_not_fit(monkeypatch):
-    import rum.unlearners.scrub as scrub
+    import rum.unlearners._distillation as distillation
     from rum.testing import tiny_task
 
     task = tiny_task()
     kw = dict(unlearner="finetune", anchor=1.0, epochs=2, random_state=0, device="cpu",
               progress=False, retain_guard=None)
     cached = rum.unlearn(task.model, task.forget, task.retain, **kw).model
-    monkeypatch.setattr(scrub, "TEACHER_CACHE_BYTES", 0)  # a frozen copy answers per batch
+    monkeypatch.setattr(distillation, "TEACHER_CACHE_BYTES", 0)  # a frozen copy answers per batch
     streamed = rum.unlearn(task.model, task.forget, task.retain, **kw).model
     for a, b in zip(cached.parameters(), streamed.parameters()):
         torch.testing.assert_close(a, b)

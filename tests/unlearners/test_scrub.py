@@ -36,13 +36,13 @@ def test_msteps_cannot_exceed_epochs():
 
 
 def test_cached_teacher_logits_give_the_same_model_as_a_teacher_pass_per_batch(monkeypatch):
-    import rum.unlearners.scrub as scrub
+    import rum.unlearners._distillation as distillation
 
     task = tiny_task()
     kw = dict(unlearner="scrub", random_state=3, device="cpu", progress=False, retain_guard=None)
     cached = rum.unlearn(task.model, task.forget, task.retain, **kw).model
-    monkeypatch.setattr(scrub, "TEACHER_CACHE_BYTES", 0)  # every set streams through the teacher
-    assert scrub.frozen_logits(task.model, torch.zeros(2, task.forget[0].shape[1])) is None
+    monkeypatch.setattr(distillation, "TEACHER_CACHE_BYTES", 0)  # every set streams through the teacher
+    assert distillation.frozen_logits(task.model, torch.zeros(2, task.forget[0].shape[1])) is None
     streamed = rum.unlearn(task.model, task.forget, task.retain, **kw).model
     for a, b in zip(cached.parameters(), streamed.parameters()):
         torch.testing.assert_close(a, b)
