@@ -207,6 +207,6 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
         candidates=candidates,
         repair=repair,
         budget=options.get("budget"),
-        target=parse_target(options.get("target"), prep.model),
+        target=parse_target(options.get("target"), prep.model, len(prep.retain)),
     )
     return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info

@@ -14,8 +14,10 @@ from rum.demo import RECIPE
 from rum.planner.auto import (
     AUTO_TARGET,
     AUTO_TARGET_MIN_PROGRESS,
+    AUTO_TARGET_MIN_STEPS,
     auto_search,
     calibration_error,
+    holdout_indices,
     neighbour_targets,
     parse_target,
     reference_targets,
@@ -81,6 +83,50 @@ def test_a_reference_far_from_a_trained_model_is_abandoned_for_neighbours(digits
                              n_classes=10, candidates=("noop",), repair=(), target=weak)
     assert info["target"] == "neighbors" and info["reference"]["epochs"] == 1
     np.testing.assert_allclose(info["targets"], 1.0 - prof.memorization)
+
+
+def test_the_default_reference_takes_enough_steps_an_epoch_on_small_data():
+    for n_retain, batch in [(40, 8), (360, 32), (1132, 64), (100_000, 64)]:
+        ref = parse_target(None, n_retain=n_retain)
+        assert ref.batch_size == batch
+        n_train = n_retain - len(holdout_indices(n_retain, seed=0))
+        if batch > 8:  # above the floor an epoch takes at least the minimum number of steps
+            assert n_train // batch >= AUTO_TARGET_MIN_STEPS
+    assert parse_target(None).batch_size == 64  # no size given: the recipe as written
+    # a recipe the user gives is used as given
+    assert parse_target(("retrain", {"epochs": 2}), n_retain=360).batch_size == 64
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    """breast-cancer (400 items of it) and an MLP trained on 360: a data set of a few hundred."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    keep = np.random.default_rng(0).permutation(len(y))[:400]
+    X, y = ((X - X.mean(0)) / X.std(0)).astype(np.float32)[keep], y[keep]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 64), torch.nn.ReLU(), torch.nn.Linear(64, 2))
+    rum.fit(model, (X[40:], y[40:]), epochs=150, batch_size=32, random_state=0)
+    return model, as_data((X[:40], y[:40])), as_data((X[40:], y[40:]))
+
+
+def test_on_small_data_the_default_reference_is_not_judged_on_a_few_steps(cancer):
+    """Batch 64 gives 6 steps an epoch on 324 items: too few to judge the reference after one."""
+    model, forget, retain = cancer
+    kept = {}
+    for name, ref in [("sized", parse_target(None, model, n_retain=len(retain))),
+                      ("batch 64", parse_target(AUTO_TARGET, model))]:
+        kept[name] = []
+        for seed in range(5):
+            targets, info = reference_targets(ref, model, forget, retain,
+                                              holdout_indices(len(retain), seed), device=CPU,
+                                              seed=seed, n_classes=2)
+            kept[name].append(targets is not None)
+            if targets is not None:  # well past the bar after its two epochs
+                assert info["epochs"] == 2 and info["reference_accuracy"] > 0.8
+    assert all(kept["sized"])
+    assert not all(kept["batch 64"])
 
 
 def test_calibration_error_caps_a_group_target_at_one():
