@@ -346,6 +346,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _print_json(result.to_dict() | {"model_path": args.out, "result_path": args.result})
     else:
         print(result)
+        if result.search is not None:  # what auto tried, one row per candidate and stage
+            print(f"\n{result.search}")
         print(f"unlearned weights written to {args.out}" + (f", result to {args.result}" if args.result else ""))
     return 0 if not result.diverged or not args.strict else 1
 

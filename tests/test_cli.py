@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -153,6 +154,18 @@ def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     # the list sets the group candidates; the repair is the default one
     assert {s.unlearner for s in expected.plan.steps if s.group != -1} <= {"neggrad", "finetune", "noop"}
     assert {s.unlearner for s in expected.plan.steps if s.group == -1} <= {"neggrad+", "finetune", "noop"}
+    # what the search tried comes with the result: in the JSON, and as a table in the text
+    got = rum.planner.SearchReport.from_dict(printed["search"])
+
+    def untimed(report):  # everything but the seconds, which differ from run to run
+        return ([dataclasses.replace(t, seconds=0) for t in report.trials], report.target,
+                report.target_accuracy, {k: v for k, v in report.reference.items() if k != "seconds"})
+
+    assert untimed(got) == untimed(expected.search)
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
+                 "auto", "--seed", "4", "--device", "cpu", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "auto search:" in text and "do nothing" in text and "kept" in text
 
 
 def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys):

@@ -10,6 +10,7 @@ import torch
 
 from rum._records import jsonable, load_json, save_json, table
 from rum.planner._plan import Plan
+from rum.planner._search import SearchReport
 from rum.profiler._profile import Profile
 
 __all__ = ["StepResult", "UnlearnResult"]
@@ -71,6 +72,9 @@ class UnlearnResult:
             (its estimate of what a retrained model gets right).
         seed: the seed used; pass it as ``random_state`` to repeat the run.
         device: the device the steps ran on.
+        search: with the ``auto`` policy, what its search aimed at and tried
+            (:class:`~rum.planner.SearchReport`; ``print(result.search)``);
+            otherwise ``None``.
 
     ``to_dict()`` leaves the model out (save it with ``torch.save(result.model.state_dict(), ...)``).
     """
@@ -83,6 +87,7 @@ class UnlearnResult:
     metrics: dict = field(default_factory=dict)
     seed: int | None = None
     device: str = "cpu"
+    search: SearchReport | None = None
 
     @property
     def diverged(self) -> bool:
@@ -114,6 +119,8 @@ class UnlearnResult:
         for s in self.steps:
             if s.message:
                 out += f"\nstep {s.step}: {s.message}"
+        if self.search is not None:
+            out += f"\n{self.search.summary()} (result.search lists them)"
         return out
 
     def to_dict(self) -> dict:
@@ -125,6 +132,7 @@ class UnlearnResult:
             "metrics": jsonable(self.metrics),
             "seed": self.seed,
             "device": self.device,
+            "search": None if self.search is None else self.search.to_dict(),
         }
 
     @classmethod
@@ -138,6 +146,7 @@ class UnlearnResult:
             metrics={k: (float("nan") if v is None else v) for k, v in (d.get("metrics") or {}).items()},
             seed=d.get("seed"),
             device=d.get("device", "cpu"),
+            search=None if d.get("search") is None else SearchReport.from_dict(d["search"]),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from rum._validation import NONE, Interval, Options, check_random_state, validat
 from rum.data import as_data
 from rum.exceptions import InvalidParameterError
 from rum.planner._plan import RETAIN_POLICIES, Plan, Step
+from rum.planner._search import SearchReport, Trial
 from rum.planner.policies import (
     DEFAULT_UNLEARNER,
     RUM_MAPPING,
@@ -23,6 +24,8 @@ __all__ = [
     "plan",
     "Plan",
     "Step",
+    "SearchReport",
+    "Trial",
     "Policy",
     "register_policy",
     "get_policy",

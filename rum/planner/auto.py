@@ -45,16 +45,18 @@ kept, candidates with an ``anchor`` are skipped: they would hold the forget
 items at the original model's predictions.
 Steps are seeded by their position in the final plan, so re-running the
 returned plan with :func:`rum.execute` reproduces the searched model exactly;
-:func:`rum.unlearn` therefore returns the searched model without replaying.
+:func:`rum.unlearn` therefore returns the searched model without replaying,
+with what the search aimed at and tried as ``result.search``
+(:class:`~rum.planner.SearchReport`).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import numbers
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -64,6 +66,7 @@ from rum.data import TensorData
 from rum.executor import step_seeds
 from rum.metrics.functional import accuracy_from_logits, predict_logits
 from rum.planner._plan import Plan, Step
+from rum.planner._search import SearchReport, Trial
 from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
 from rum.unlearners.context import NonFiniteLossError, RunContext
@@ -356,19 +359,6 @@ def target_accuracy(targets, groups) -> float:
     return float(np.sum(sizes * np.minimum(tgt, 1.0)) / sizes.sum())
 
 
-@dataclass
-class SearchTrace:
-    """What the search tried: one row per (group, candidate)."""
-
-    rows: list = field(default_factory=list)
-
-    def add(self, group: int, name: str, params: dict, epochs: int, score: float, seconds: float):
-        self.rows.append(
-            {"group": group, "unlearner": name, "params": params, "best_epochs": epochs,
-             "score": score, "seconds": seconds}
-        )
-
-
 def parse_target(
     target, model: torch.nn.Module | None = None, n_retain: int | None = None
 ) -> Unlearner | None:
@@ -546,7 +536,7 @@ def auto_search(
     max_steps = len(groups) + 1
     seeds = step_seeds(seed, max_steps)
     steps: list[Step] = []
-    trace = SearchTrace()
+    trials: list[Trial] = []
     done: list[int] = []
     efforts: list[dict] = []  # per chosen step: seconds, iterations and last loss of its trial
 
@@ -555,7 +545,7 @@ def auto_search(
         nonlocal model
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
-        best: tuple = (base, None, None)  # score, unlearner, trial record
+        best: tuple = (base, None, None, None)  # score, unlearner, trial record, trial index
         for spec in specs:
             if budget is not None and time.perf_counter() - t0 > budget:
                 break
@@ -565,13 +555,15 @@ def auto_search(
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
             rec = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now))
-            trace.add(group, type(u).name or type(u).__name__, u.get_params(), rec["epochs"],
-                      rec["score"], time.perf_counter() - t)
+            trials.append(Trial(group, type(u).name or type(u).__name__, u.get_params(),
+                                rec["epochs"], float(rec["score"]), float(base),
+                                time.perf_counter() - t))
             if rec["state"] is not None and rec["score"] < best[0]:
-                best = (rec["score"], u, rec)
-        _, u, rec = best
+                best = (rec["score"], u, rec, len(trials) - 1)
+        _, u, rec, i = best
         if u is None:
             return
+        trials[i] = dataclasses.replace(trials[i], kept=True)
         if rec["epochs"] > 0:
             u = u.truncated(rec["epochs"])
         model.load_state_dict(rec["state"])
@@ -591,6 +583,10 @@ def auto_search(
         steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
         efforts.append({"seconds": 0.0, "iterations": 0, "loss": None})
     plan = Plan(tuple(steps), policy="auto", n_forget=len(profile))
-    return plan, model, {"trace": trace.rows, "seconds": time.perf_counter() - t0,
+    aimed = target_accuracy(targets, profile.groups)
+    seconds = time.perf_counter() - t0
+    report = SearchReport(tuple(trials), target_info["target"], target_info.get("reference", {}),
+                          aimed, seconds)
+    return plan, model, {"trace": [dataclasses.asdict(t) for t in trials], "seconds": seconds,
                          "targets": targets, "efforts": efforts, **target_info,
-                         "target_accuracy": target_accuracy(targets, profile.groups)}
+                         "target_accuracy": aimed, "report": report}
