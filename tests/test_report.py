@@ -187,3 +187,19 @@ def test_chromium_renders_the_page(run, tmp_path):
     assert img.shape[:2] == (2400, 1200)
     # the page is not blank: several distinct colours (figures, tables) are drawn
     assert len(np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+def test_an_auto_result_gets_a_search_section(digits, tmp_path):
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                      progress=False)
+    html = render_report(res, figures=False)
+    page = Page(html)
+    assert page.sections == ["summary", "profile", "plan", "search", "time", "metrics"]
+    trials = next(t for t in page.tables if t[0][:2] == ["group", "unlearner"] and "kept" in t[0])
+    assert [(int(r[0]), r[1], r[6] == "yes") for r in trials[1:]] == [
+        (t.group, t.unlearner, t.kept) for t in res.search.trials]
+    assert [float(r[4]) for r in trials[1:]] == pytest.approx(
+        [t.baseline for t in res.search.trials], abs=1e-4)
+    assert "short retrain" in html
+    # saved and loaded, the result gives the same page
+    assert _strip_time(render_report(res.save(tmp_path / "auto.json"), figures=False)) == _strip_time(html)
