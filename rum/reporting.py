@@ -319,17 +319,13 @@ def render_report(
 
     # What the auto policy's search tried
     if res.search is not None:
-        rows = [
-            (t.group, t.unlearner, t.epochs, t.score, t.baseline, t.seconds, "yes" if t.kept else "")
-            for t in res.search.trials
-        ]
         parts.append(
             '<section id="search"><h2>Search</h2>'
             f"<p>{_e(res.search.summary())}. A trial's score is how far each group's forget "
             "accuracy is from its target plus the held-out retain accuracy lost (lower is "
             "better); a candidate is kept when it beats doing nothing. Group -1 is the repair "
             "over the whole forget set.</p>"
-            + _table(["group", "unlearner", "best epochs", "score", "do nothing", "seconds", "kept"], rows)
+            + _table(res.search.COLUMNS, res.search.rows())
             + "</section>"
         )
 

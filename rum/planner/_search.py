@@ -107,16 +107,18 @@ class SearchReport:
             f"accuracy {fmt(self.target_accuracy, 3)}; target from {source}"
         )
 
-    def __str__(self) -> str:
-        rows = [
+    #: The headers of :meth:`rows`.
+    COLUMNS = ("group", "unlearner", "best epochs", "score", "do nothing", "seconds", "kept")
+
+    def rows(self) -> list[list]:
+        """One row per trial, in the order of :data:`COLUMNS` (as printed)."""
+        return [
             [t.group, t.unlearner, t.epochs, t.score, t.baseline, t.seconds, "yes" if t.kept else ""]
             for t in self.trials
         ]
-        return table(
-            ["group", "unlearner", "best epochs", "score", "do nothing", "seconds", "kept"],
-            rows,
-            self.summary(),
-        )
+
+    def __str__(self) -> str:
+        return table(self.COLUMNS, self.rows(), self.summary())
 
     def to_dict(self) -> dict:
         return {
