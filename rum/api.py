@@ -99,7 +99,8 @@ def unlearn(
             step is always a failure (usually a learning rate too large for
             the model); a step that trips it after an epoch and has lost 90 %
             of that accuracy, or not improved since the previous epoch, is
-            stopped early. ``retrain`` itself is never checked.
+            stopped early. ``retrain`` itself is never checked. The ``auto``
+            policy's search runs its trials under it and keeps no step it would undo.
         **options: the unlearner's hyper-parameters (with ``unlearner``), or the
             pipeline's options: the planner's ``policy``, ``unlearners``,
             ``retain_policy``, ``budget``, ``target`` (see :func:`rum.plan`) and the profiler's
@@ -148,7 +149,7 @@ def unlearn(
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)
     if plan_options.get("policy") == "auto":
-        the_plan, searched, info = _auto_plan(prep, prof, plan_options)
+        the_plan, searched, info = _auto_plan(prep, prof, plan_options, retain_guard)
         return result_from_search(
             the_plan, searched, prep.model, prep.forget, prep.retain, profile=prof,
             efforts=info["efforts"], target_accuracy=info["target_accuracy"], search=info["report"],
@@ -173,10 +174,13 @@ def unlearn(
     )
 
 
-def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
+def _auto_plan(prep: _Prepared, prof: Any, options: dict,
+               retain_guard: float | None = RETAIN_GUARD) -> tuple:
     """Run the auto policy's search on a copy of the model: (plan, searched model, search info).
 
     Shared by :func:`unlearn` and :func:`rum.plan`; every check runs before the search.
+    Its trials run under ``retain_guard``; :func:`rum.execute` with the same value
+    replays the plan to the searched model.
     """
     import dataclasses
 
@@ -208,5 +212,6 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict) -> tuple:
         repair=repair,
         budget=options.get("budget"),
         target=parse_target(options.get("target"), prep.model, len(prep.retain)),
+        retain_guard=retain_guard,
     )
     return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info

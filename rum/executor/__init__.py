@@ -79,8 +79,12 @@ GUARD_NO_RECOVERY = 0.9
 GUARD_CONSTRAINT = [Interval(float, 0, 1, closed="right"), NONE]
 
 
-class _RetainGuard:
-    """Measures each step's retain accuracy against the model's before the plan ran."""
+class RetainGuard:
+    """Measures each step's retain accuracy against the model's before the plan ran.
+
+    The executor undoes a step it trips; the auto policy's search runs its trials under
+    the same guard, so that it never keeps a step the executor would undo.
+    """
 
     def __init__(self, model: torch.nn.Module, retain: TensorData | None, limit: float | None,
                  seed: int):
@@ -107,6 +111,7 @@ class _RetainGuard:
     def start_step(self) -> None:
         self.seen: list[float] = []
         self.tripped: tuple[float, float] | None = None
+        self.hit = False  # whether the last epoch checked is over the limit
 
     def on_epoch_end(self, epoch: int, model: torch.nn.Module) -> bool:
         """Stop a step that has wrecked the model and either did not improve since its
@@ -117,6 +122,7 @@ class _RetainGuard:
         lost, acc, hit = self.check(model)
         stop = hit and (lost >= GUARD_NO_RECOVERY or (bool(self.seen) and acc <= self.seen[-1]))
         self.seen.append(acc)
+        self.hit = hit
         if stop:
             self.tripped = (lost, acc)
         return stop
@@ -144,7 +150,7 @@ def retry_hint(u) -> str:
 
 def _attempt(
     u, name: str, model: torch.nn.Module, forget_i: TensorData, retain_i: TensorData | None,
-    guard: _RetainGuard, n_items: int, step_seed: int, device: torch.device, n_classes: int,
+    guard: RetainGuard, n_items: int, step_seed: int, device: torch.device, n_classes: int,
     desc: str | None,
 ) -> tuple[torch.nn.Module, str, str, RunContext]:
     """Run one unlearner of a step in place: ``(model, status, message, context)``.
@@ -249,7 +255,7 @@ def run_plan(
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
     metrics = _accuracies(model, forget, retain, "before")
-    guard = _RetainGuard(model, retain, retain_guard, seed)
+    guard = RetainGuard(model, retain, retain_guard, seed)
 
     show = _progress_enabled(progress)
     results: list[StepResult] = []

@@ -113,7 +113,9 @@ def plan(
         forget_set: for ``"auto"``: the forget data, in forget-set order.
         retain_set: for ``"auto"``: the retain data; for any policy, its size
             sets ``n_retain`` when that is left at 0.
-        device: for ``"auto"``: where the search runs.
+        device: for ``"auto"``: where the search runs. Its trials run under the
+            executor's default ``retain_guard``, so :func:`rum.execute` with the
+            default replays the plan to the searched model.
 
     Example:
         >>> import numpy as np, rum

@@ -43,8 +43,12 @@ are fallbacks, not rivals. They run in order and the first that improves J
 on doing nothing is kept without trying the rest. Where no group step was
 kept, candidates with an ``anchor`` are skipped: they would hold the forget
 items at the original model's predictions.
+Every trial runs under the executor's retain guard (``retain_guard`` of
+:func:`rum.unlearn`): an epoch count after which the executor would undo the
+step is never kept, and a trial stops where the executor would stop the step.
 Steps are seeded by their position in the final plan, so re-running the
-returned plan with :func:`rum.execute` reproduces the searched model exactly;
+returned plan with :func:`rum.execute` (and the same ``retain_guard``)
+reproduces the searched model exactly;
 :func:`rum.unlearn` therefore returns the searched model without replaying,
 with what the search aimed at and tried as ``result.search``
 (:class:`~rum.planner.SearchReport`).
@@ -63,7 +67,7 @@ import torch
 
 from rum._seeding import seeded
 from rum.data import TensorData
-from rum.executor import step_seeds
+from rum.executor import RETAIN_GUARD, RetainGuard, step_seeds
 from rum.metrics.functional import accuracy_from_logits, predict_logits
 from rum.planner._plan import Plan, Step
 from rum.planner._search import SearchReport, Trial
@@ -452,11 +456,19 @@ def _anchored(u: Unlearner) -> bool:
     return isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and anchor > 0
 
 
-def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
-    """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort."""
+def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=None) -> dict:
+    """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort.
+
+    ``guard`` is the executor's retain guard (:class:`rum.executor.RetainGuard`): an
+    epoch count it would undo is never kept, and the trial stops where the executor
+    would stop the step, so that the plan replays to the searched model.
+    """
     work = copy.deepcopy(model)
     best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None}
     t0 = time.perf_counter()
+    guarded = guard is not None and guard.data is not None and not u.tags.exact
+    if guarded:
+        guard.start_step()
 
     def snapshot(s: float, epochs: int, m: torch.nn.Module) -> None:
         best.update(score=s, epochs=epochs, iterations=ctx.iterations, loss=ctx.last_loss,
@@ -464,11 +476,15 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
                     state={k: v.detach().clone() for k, v in m.state_dict().items()})
 
     def on_epoch_end(epoch: int, m: torch.nn.Module) -> bool:
+        # the guard sees every epoch, as in the executor (its verdict depends on the last one)
+        if guarded and guard.on_epoch_end(epoch, m):
+            return True  # the executor stops and undoes the step here, whatever its length
         if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
             return False
-        s = score_fn(m)
-        if s < best["score"] - 1e-9:
-            snapshot(s, epoch, m)
+        if not (guarded and guard.hit):  # else a step of this length would be undone
+            s = score_fn(m)
+            if s < best["score"] - 1e-9:
+                snapshot(s, epoch, m)
         # later epochs cannot change the first ones, so stopping keeps the replay exact
         return epoch - max(best["epochs"], 0) >= AUTO_PATIENCE
 
@@ -480,9 +496,11 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn) -> dict:
             return best
         if ctx.epochs_done == 0:  # not epoch-based: score the end result
             m = out if isinstance(out, torch.nn.Module) else work
-            s = score_fn(m)
-            if s < best["score"]:
-                snapshot(s, -1, m)
+            m.eval()
+            if not (guarded and guard.after_step(m) is not None):
+                s = score_fn(m)
+                if s < best["score"]:
+                    snapshot(s, -1, m)
     return best
 
 
@@ -501,6 +519,7 @@ def auto_search(
     holdout: float = 0.1,
     k: int = 20,
     target: Unlearner | None = None,
+    retain_guard: float | None = RETAIN_GUARD,
 ) -> tuple[Plan, torch.nn.Module, dict]:
     """Search a plan for ``profile``; return it, the searched model and the search trace.
 
@@ -508,7 +527,8 @@ def auto_search(
     search time in seconds (computing the targets included): once spent,
     remaining groups keep the model as it is. ``target`` is the exact
     unlearner that trains the reference of :func:`reference_targets` (from
-    :func:`parse_target`); ``None`` uses :func:`neighbour_targets`.
+    :func:`parse_target`); ``None`` uses :func:`neighbour_targets`. Every trial
+    runs under the executor's ``retain_guard``, so a step it would undo is never kept.
     """
     from rum.planner.policies import as_unlearner
 
@@ -531,6 +551,7 @@ def auto_search(
     elif targets is None:
         targets = neighbour_targets(model, forget, retain, k=k)
     base_val = accuracy_from_logits(predict_logits(model, val.X), val.y.cpu())
+    guard = RetainGuard(model, retain, retain_guard, seed)
     scorer = _Scorer(forget, targets, profile.groups, val, base_val)
     groups = [s.group for s in profile.summary]
     max_steps = len(groups) + 1
@@ -554,7 +575,8 @@ def auto_search(
             u = as_unlearner(spec, "auto candidate")
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
-            rec = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now))
+            rec = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now),
+                         guard)
             trials.append(Trial(group, type(u).name or type(u).__name__, u.get_params(),
                                 rec["epochs"], float(rec["score"]), float(base),
                                 time.perf_counter() - t))

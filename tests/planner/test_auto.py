@@ -327,3 +327,19 @@ def test_the_search_score_is_group_calibration_plus_retain_accuracy_lost():
         assert scorer(model, done) == pytest.approx(want)
     # group 0: accuracy 2/3 against 0.5; group 1: 2/3 against 1.0; group 2: 1/2 against 0.2
     assert scorer(model, [0, 1, 2]) == pytest.approx((3 / 6 + 3 / 3 + 2 * 0.3) / 8 + 0.25)
+
+
+@pytest.mark.parametrize("guard", [0.02, None])
+def test_auto_keeps_only_steps_the_retain_guard_lets_through(digits, guard):
+    # a strict guard: relabelling costs this MLP more than 2 % of its retain accuracy, so
+    # the executor would undo such a step; the search must not keep it, or rum.execute on the
+    # returned plan would give another model than rum.unlearn returned
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                      retain_guard=guard)
+    replay = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0,
+                         retain_guard=guard)
+    assert [s.status for s in replay.steps] == ["ok"] * len(res.plan)
+    assert state_equal(replay.model, res.model)
+    unguarded = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0,
+                            retain_guard=None)
+    assert state_equal(unguarded.model, res.model)
