@@ -465,6 +465,7 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
     """
     work = copy.deepcopy(model)
     best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None}
+    trend = {"score": np.inf, "epochs": 0}  # the best score of any epoch, kept or not
     t0 = time.perf_counter()
     guarded = guard is not None and guard.data is not None and not u.tags.exact
     if guarded:
@@ -481,12 +482,15 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
             return True  # the executor stops and undoes the step here, whatever its length
         if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
             return False
-        if not (guarded and guard.hit):  # else a step of this length would be undone
-            s = score_fn(m)
-            if s < best["score"] - 1e-9:
-                snapshot(s, epoch, m)
+        s = score_fn(m)
+        if s < trend["score"] - 1e-9:
+            trend.update(score=s, epochs=epoch)
+        # a step of this length that the guard would undo is not kept, but its score still
+        # counts as progress: a step can dip below the guard's limit and climb back
+        if s < best["score"] - 1e-9 and not (guarded and guard.hit):
+            snapshot(s, epoch, m)
         # later epochs cannot change the first ones, so stopping keeps the replay exact
-        return epoch - max(best["epochs"], 0) >= AUTO_PATIENCE
+        return epoch - trend["epochs"] >= AUTO_PATIENCE
 
     with seeded(ctx_kwargs["seed"], ctx_kwargs["device"]) as gen:
         ctx = RunContext(generator=gen, on_epoch_end=on_epoch_end, **ctx_kwargs)

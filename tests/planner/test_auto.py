@@ -156,6 +156,59 @@ def test_auto_trials_stop_after_patience_epochs_without_improvement(small, score
     assert rec["epochs"] == best and rec["score"] == min(scores[:ran])
 
 
+class _ScriptedGuard:
+    """The part of the executor's RetainGuard a trial reads, with its verdicts scripted per epoch."""
+
+    data = "a retain slice"
+
+    def __init__(self, hits, stop_at=None):
+        self.hits, self.stop_at, self.seen = hits, stop_at, []
+
+    def start_step(self):
+        self.seen.clear()
+
+    def on_epoch_end(self, epoch, model):
+        self.seen.append(epoch)
+        self.hit = self.hits[epoch - 1]
+        return epoch == self.stop_at
+
+
+@pytest.mark.parametrize("scores, hits, stop_at, ran, best", [
+    # epochs 1-2 dip below the guard's limit, then the step climbs back: kept at epoch 5,
+    # and the dip's improving scores keep the trial going (patience counts every epoch)
+    ([3.0, 2.0, 1.0, 0.5, 0.4, 0.6], [1, 1, 0, 0, 0, 0], None, 6, 5),
+    # the best score is on an epoch the guard would undo: the best epoch it lets through wins
+    ([3.0, 0.1, 1.0, 2.0, 2.5, 2.6], [0, 1, 0, 0, 0, 0], None, 4, 3),
+    # the executor would stop the step at epoch 3 and undo it: nothing from there on counts
+    ([3.0, 2.0, 0.1, 0.05, 0.01, 0.0], [0, 0, 1, 1, 1, 1], 3, 2, 2),
+    # every epoch over the limit: nothing is kept
+    ([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], [1, 1, 1, 1, 1, 1], None, 6, 0),
+])
+def test_auto_trials_keep_only_epochs_the_retain_guard_lets_through(small, scores, hits, stop_at, ran, best):
+    from rum.planner.auto import _trial
+
+    model, forget, retain = small
+    forget, retain = as_data(forget), as_data(retain)
+    calls = []
+
+    def score(m):
+        calls.append(len(calls))
+        return scores[len(calls) - 1]
+
+    guard = _ScriptedGuard(hits, stop_at)
+    u = rum.get_unlearner("finetune")(epochs=6)
+    rec = _trial(u, model, forget, retain, dict(device=torch.device("cpu"), seed=0, n_classes=3), score,
+                 guard)
+    assert len(calls) == ran
+    assert rec["epochs"] == best
+    if best:
+        assert rec["score"] == scores[best - 1] and rec["state"] is not None
+    else:
+        assert rec["state"] is None
+    # the guard sees every epoch that ran, scored or not, as in the executor
+    assert len(guard.seen) == (stop_at or len(calls))
+
+
 def test_auto_searches_only_the_candidates_it_is_given(small):
     model, forget, retain = small
     res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
