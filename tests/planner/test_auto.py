@@ -133,17 +133,11 @@ def test_rum_plan_auto_finds_the_same_plan_as_unlearn(digits, auto_result):
                  retain_set=digits.retain, retain_policy="progressive")
 
 
-@pytest.mark.parametrize("scores, ran, best", [
-    ([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], 6, 6),   # keeps improving: all epochs run
-    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 1),   # never improves after epoch 1: stops after 3
-    ([2.0, 1.0, 3.0, 0.5, 4.0, 5.0], 6, 4),   # improves late: patience restarts at epoch 4
-])
-def test_auto_trials_stop_after_patience_epochs_without_improvement(small, scores, ran, best):
-    from rum.planner.auto import AUTO_PATIENCE, _trial
+def _scripted_trial(small, scores, guard=None):
+    """A six-epoch fine-tune trial whose epochs score ``scores`` in turn: (record, scores read)."""
+    from rum.planner.auto import _trial
 
-    assert AUTO_PATIENCE == 2
     model, forget, retain = small
-    forget, retain = as_data(forget), as_data(retain)
     calls = []
 
     def score(m):
@@ -151,7 +145,20 @@ def test_auto_trials_stop_after_patience_epochs_without_improvement(small, score
         return scores[len(calls) - 1]
 
     u = rum.get_unlearner("finetune")(epochs=6)
-    rec = _trial(u, model, forget, retain, dict(device=torch.device("cpu"), seed=0, n_classes=3), score)
+    ctx = dict(device=torch.device("cpu"), seed=0, n_classes=3)
+    return _trial(u, model, as_data(forget), as_data(retain), ctx, score, guard), calls
+
+
+@pytest.mark.parametrize("scores, ran, best", [
+    ([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], 6, 6),   # keeps improving: all epochs run
+    ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 1),   # never improves after epoch 1: stops after 3
+    ([2.0, 1.0, 3.0, 0.5, 4.0, 5.0], 6, 4),   # improves late: patience restarts at epoch 4
+])
+def test_auto_trials_stop_after_patience_epochs_without_improvement(small, scores, ran, best):
+    from rum.planner.auto import AUTO_PATIENCE
+
+    assert AUTO_PATIENCE == 2
+    rec, calls = _scripted_trial(small, scores)
     assert len(calls) == ran
     assert rec["epochs"] == best and rec["score"] == min(scores[:ran])
 
@@ -185,20 +192,8 @@ class _ScriptedGuard:
     ([3.0, 2.0, 1.0, 0.5, 0.4, 0.3], [1, 1, 1, 1, 1, 1], None, 6, 0),
 ])
 def test_auto_trials_keep_only_epochs_the_retain_guard_lets_through(small, scores, hits, stop_at, ran, best):
-    from rum.planner.auto import _trial
-
-    model, forget, retain = small
-    forget, retain = as_data(forget), as_data(retain)
-    calls = []
-
-    def score(m):
-        calls.append(len(calls))
-        return scores[len(calls) - 1]
-
     guard = _ScriptedGuard(hits, stop_at)
-    u = rum.get_unlearner("finetune")(epochs=6)
-    rec = _trial(u, model, forget, retain, dict(device=torch.device("cpu"), seed=0, n_classes=3), score,
-                 guard)
+    rec, calls = _scripted_trial(small, scores, guard)
     assert len(calls) == ran
     assert rec["epochs"] == best
     if best:
