@@ -152,7 +152,7 @@ def unlearn(
         the_plan, searched, info = _auto_plan(prep, prof, plan_options, retain_guard)
         return result_from_search(
             the_plan, searched, prep.model, prep.forget, prep.retain, profile=prof,
-            efforts=info["efforts"], target_accuracy=info["target_accuracy"], search=info["report"],
+            efforts=info["efforts"], target_accuracy=info["target_accuracy"],
             device=prep.device, seed=prep.seed,
             timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
         )

@@ -270,6 +270,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         plan_options["unlearners"] = _unlearners_value(args.unlearners)
     _check_forwarded(rum.plan, plan_options, "rum.plan()")
     _check_output(args.out, "--out")
+    if plan_options.get("policy") == "auto":
+        return _plan_auto(args, plan_options, profile_options)
     if args.profile:
         if args.model or args.forget:
             raise CLIError("give either --profile or --model/--arch/--forget (to profile first), not both.")
@@ -296,6 +298,32 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         plan_options.setdefault("n_retain", n_retain)  # lets the plan print its cost
     the_plan = rum.plan(prof, **plan_options)
     _emit(the_plan, args, "plan")
+    return 0
+
+
+def _plan_auto(args: argparse.Namespace, plan_options: dict, profile_options: dict) -> int:
+    """``rum plan --policy auto``: profile, then search on a copy of the model (as ``rum run``
+    would, with the same seed), and print the plan with what the search tried."""
+    import rum
+
+    missing = [f for f, v in (("--model", args.model), ("--arch", args.arch), ("--forget", args.forget),
+                              ("--retain", args.retain)) if not v]
+    if args.profile or missing:
+        raise CLIError(
+            "--policy auto tries unlearners on the model and data: give --model, --arch, --forget and "
+            "--retain (it profiles them itself" + (", so drop --profile)." if args.profile else ")")
+            + (f"; missing: {', '.join(missing)}." if missing else "")
+        )
+    _check_forwarded(rum.profile, profile_options, "rum.profile()")
+    model = _load_model(args)
+    forget = _load(args.forget, "--forget", args)
+    retain = _load(args.retain, "--retain", args)
+    prof = rum.profile(model, forget, retain, random_state=args.seed, **profile_options)
+    the_plan = rum.plan(prof, model=model, forget_set=forget, retain_set=retain,
+                        random_state=args.seed, device=args.device, **plan_options)
+    _emit(the_plan, args, "plan")
+    if not args.json:
+        print(f"\n{the_plan.search}")
     return 0
 
 
@@ -497,13 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn a profile into a plan of unlearning steps (dry run: nothing is changed)",
         description="Show which unlearner would run on which group, in which order, as "
         "rum.plan() does. Reads a profile JSON (from `rum profile --out`), or profiles the model "
-        "first when given --model/--arch/--forget. Nothing is unlearned. -o options are passed "
-        "to rum.plan().\n\n" + _DATA_NOTE,
+        "first when given --model/--arch/--forget. Nothing is unlearned. With --policy auto it "
+        "searches on a copy of the model (--model, --arch, --forget and --retain needed) and "
+        "prints what it tried. -o options are passed to rum.plan().\n\n" + _DATA_NOTE,
         epilog="examples:\n"
         "  rum plan --profile profile.json\n"
         "  rum plan --profile profile.json --policy uniform --unlearners finetune --out plan.json\n"
         "  rum plan --profile profile.json --unlearners '{\"0\": \"finetune\", \"1\": [\"neggrad+\", {\"epochs\": 2}]}'\n"
-        "  rum plan --model model.pt --arch rum.demo:make_mlp --forget forget.npz --retain retain.npz",
+        "  rum plan --model model.pt --arch rum.demo:make_mlp --forget forget.npz --retain retain.npz\n"
+        "  rum plan --model model.pt --arch rum.demo:make_mlp --forget forget.npz --retain retain.npz \\\n"
+        "           --policy auto --seed 4 --out plan.json   # searches on a copy; `rum run --plan plan.json --seed 4`",
         formatter_class=_FMT,
     )
     pln.add_argument("--profile", metavar="PATH", help="a profile JSON written by `rum profile --out`")
@@ -511,7 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--forget", metavar="PATH", help="the items to forget, to profile first")
     pln.add_argument("--retain", metavar="PATH", help="the retained training data, to profile first")
     _add_data_keys(pln)
-    pln.add_argument("--seed", type=int, default=0, help="random seed for profiling (default 0)")
+    pln.add_argument("--seed", type=int, default=0,
+                     help="random seed for profiling, and for the search with --policy auto (default 0)")
+    pln.add_argument("--device", default="auto",
+                     help="with --policy auto, where its search runs: auto, cpu, cuda or cuda:N (default auto)")
     pln.add_argument("--policy", default=None, help="planning policy (see rum.plan); default: rum.plan's")
     pln.add_argument("--unlearners", metavar="NAME|JSON", default=None,
                      help="unlearner for every group (a name), a JSON [name, params] pair, a JSON "

@@ -51,3 +51,11 @@ def accuracy(model: torch.nn.Module, data) -> float:
 
 
 __all__ = ["state_equal", "accuracy", "make_mlp"]
+
+
+def untimed(report):
+    """An auto search report (``result.search``) without its seconds, which differ from run to run."""
+    import dataclasses
+
+    return ([dataclasses.replace(t, seconds=0) for t in report.trials], report.target,
+            report.target_accuracy, {k: v for k, v in report.reference.items() if k != "seconds"})

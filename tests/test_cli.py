@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import torch
 
 import rum
 from rum.cli import build_parser, main, parse_options
-from tests.conftest import state_equal
+from tests.conftest import state_equal, untimed
 
 ARCH = "rum.demo:make_mlp"
 COMMANDS = ["demo", "list", "profile", "plan", "run", "evaluate", "report"]
@@ -140,6 +139,21 @@ def test_run_strict_fails_on_a_collapsed_step_unless_the_guard_is_off(files, dig
     assert json.loads(capsys.readouterr().out)["metrics"]["retain_acc_after"] < 0.2
 
 
+def test_plan_auto_searches_and_run_replays_it_to_rum_unlearns_model(files, digits, capsys):
+    plan_path, out = files / "auto_plan.json", files / "auto_planned.pt"
+    assert main(["plan", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
+                 "auto", "--seed", "4", "--device", "cpu", "--out", str(plan_path)]) == 0
+    text = capsys.readouterr().out
+    assert "Plan (auto" in text and "auto search:" in text and "do nothing" in text
+    expected = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=4,
+                           device="cpu", progress=False)
+    saved = rum.Plan.load(plan_path)
+    assert saved == expected.plan and untimed(saved.search) == untimed(expected.search)
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--plan",
+                 str(plan_path), "--seed", "4", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    assert state_equal(load(out), expected.model)
+
+
 def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     out = files / "auto.pt"
     assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
@@ -155,12 +169,7 @@ def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     assert {s.unlearner for s in expected.plan.steps if s.group != -1} <= {"neggrad", "finetune", "noop"}
     assert {s.unlearner for s in expected.plan.steps if s.group == -1} <= {"neggrad+", "finetune", "noop"}
     # what the search tried comes with the result: in the JSON, and as a table in the text
-    got = rum.planner.SearchReport.from_dict(printed["search"])
-
-    def untimed(report):  # everything but the seconds, which differ from run to run
-        return ([dataclasses.replace(t, seconds=0) for t in report.trials], report.target,
-                report.target_accuracy, {k: v for k, v in report.reference.items() if k != "seconds"})
-
+    got = rum.planner.SearchReport.from_dict(printed["plan"]["search"])
     assert untimed(got) == untimed(expected.search)
     assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
                  "auto", "--seed", "4", "--device", "cpu", "--out", str(out)]) == 0
@@ -283,6 +292,10 @@ def _error_cases(d):
                                    "not an option of rum.profile()"),
         "plan without profile": (["plan"], "--profile"),
         "plan with a bad profile": (["plan", "--profile", str(d / "forget.npz")], "--profile"),
+        "auto plan without retain": (["plan", *model_args(d), *data_args(d, "forget"), "--policy", "auto"],
+                                     "give --model, --arch, --forget and --retain"),
+        "auto plan from a profile": (["plan", "--profile", str(d / "forget.npz"), "--policy", "auto"],
+                                     "drop --profile"),
         "report of a missing result": (["report", "--result", str(d / "nope.json"), "--out", str(d / "r.html")],
                                        "no such file"),
         "retain guard not a number": ([*run[:1], *model_args(d), *run[1:], "--retain-guard", "half"],

@@ -17,7 +17,6 @@ from rum.exceptions import DivergenceWarning, InvalidParameterError
 from rum.executor.result import StepResult, UnlearnResult
 from rum.metrics.functional import accuracy_from_logits, predict_logits, skill_lost
 from rum.planner._plan import Plan, unlearner_key
-from rum.planner._search import SearchReport
 from rum.profiler._profile import Profile
 from rum.unlearners.context import NonFiniteLossError, RunContext
 
@@ -326,7 +325,6 @@ def result_from_search(
     seed: int,
     timings: dict,
     target_accuracy: float | None = None,
-    search: SearchReport | None = None,
 ) -> UnlearnResult:
     """The result of a plan whose steps already ran during a search (the ``auto`` policy).
 
@@ -334,7 +332,7 @@ def result_from_search(
     would give the same weights); each step's seconds are those of its trial,
     already counted in ``timings["plan"]``, so ``timings["execute"]`` is 0.
     ``target_accuracy``, the forget accuracy the search aimed at, becomes the
-    metric ``forget_acc_target``; ``search`` is what the search tried.
+    metric ``forget_acc_target``. What the search tried is on the plan (``plan.search``).
     """
     dtype = model_dtype(model)
     forget = forget.to(device, dtype)
@@ -353,7 +351,7 @@ def result_from_search(
     timings["total"] = sum(timings.get(k, 0.0) for k in ("profile", "plan", "execute"))
     model.eval()
     return UnlearnResult(model=model, plan=plan, profile=profile, steps=steps, timings=timings,
-                         metrics=metrics, seed=seed, device=str(device), search=search)
+                         metrics=metrics, seed=seed, device=str(device))
 
 
 def execute(

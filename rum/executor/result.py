@@ -10,7 +10,6 @@ import torch
 
 from rum._records import jsonable, load_json, save_json, table
 from rum.planner._plan import Plan
-from rum.planner._search import SearchReport
 from rum.profiler._profile import Profile
 
 __all__ = ["StepResult", "UnlearnResult"]
@@ -72,9 +71,6 @@ class UnlearnResult:
             (its estimate of what a retrained model gets right).
         seed: the seed used; pass it as ``random_state`` to repeat the run.
         device: the device the steps ran on.
-        search: with the ``auto`` policy, what its search aimed at and tried
-            (:class:`~rum.planner.SearchReport`; ``print(result.search)``);
-            otherwise ``None``.
 
     ``to_dict()`` leaves the model out (save it with ``torch.save(result.model.state_dict(), ...)``).
     """
@@ -87,7 +83,13 @@ class UnlearnResult:
     metrics: dict = field(default_factory=dict)
     seed: int | None = None
     device: str = "cpu"
-    search: SearchReport | None = None
+
+    @property
+    def search(self):
+        """With the ``auto`` policy, what its search aimed at and tried
+        (:class:`~rum.planner.SearchReport`, kept on the plan: ``plan.search``;
+        ``print(result.search)``); otherwise ``None``."""
+        return self.plan.search
 
     @property
     def diverged(self) -> bool:
@@ -132,7 +134,6 @@ class UnlearnResult:
             "metrics": jsonable(self.metrics),
             "seed": self.seed,
             "device": self.device,
-            "search": None if self.search is None else self.search.to_dict(),
         }
 
     @classmethod
@@ -146,7 +147,6 @@ class UnlearnResult:
             metrics={k: (float("nan") if v is None else v) for k, v in (d.get("metrics") or {}).items()},
             seed=d.get("seed"),
             device=d.get("device", "cpu"),
-            search=None if d.get("search") is None else SearchReport.from_dict(d["search"]),
         )
 
     def save(self, path: str | Path) -> Path:

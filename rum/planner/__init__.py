@@ -157,14 +157,14 @@ def plan(
             {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy,
              "target": target},
         )
-        steps, n_retain = found.steps, n_retain or found.n_retain
+        steps, n_retain, search = found.steps, n_retain or found.n_retain, found.search
         name = "auto"
     else:
         check_target_policy(policy, target)
         pol = _resolve_policy(policy)
         steps = tuple(pol.steps(profile, unlearners, seed))
-        name = pol.name or type(pol).__name__
+        name, search = pol.name or type(pol).__name__, None
         if retain_set is not None and not n_retain:
             n_retain = len(as_data(retain_set, "retain_set", allow_empty=True))
     steps = tuple(dataclasses.replace(s, retain_policy=retain_policy) for s in steps)
-    return Plan(steps=steps, policy=name, n_forget=len(profile), n_retain=n_retain)
+    return Plan(steps=steps, policy=name, n_forget=len(profile), n_retain=n_retain, search=search)

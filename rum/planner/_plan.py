@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from rum._records import jsonable, load_json, save_json, table
+from rum.planner._search import SearchReport
 from rum.unlearners.base import Unlearner
 
 __all__ = ["Plan", "Step", "RETAIN_POLICIES"]
@@ -142,6 +143,9 @@ class Plan:
         policy: the policy that made the plan.
         n_forget: size of the forget set the plan was made for.
         n_retain: size of the retain set (0 when unknown); used for the cost estimate.
+        search: for a plan of the ``auto`` policy, what its search aimed at and
+            tried (:class:`~rum.planner.SearchReport`; ``print(plan.search)``);
+            otherwise ``None``. Saved with the plan; plans compare equal without it.
 
     Example:
         >>> plan = Plan((Step(0, [0, 1], "finetune", {"epochs": 3}),), policy="manual", n_forget=2)
@@ -153,6 +157,7 @@ class Plan:
     policy: str = "vanilla"
     n_forget: int = 0
     n_retain: int = 0
+    search: SearchReport | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -215,12 +220,15 @@ class Plan:
         return g
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "policy": self.policy,
             "n_forget": self.n_forget,
             "n_retain": self.n_retain,
             "steps": [s.to_dict() for s in self.steps],
         }
+        if self.search is not None:
+            out["search"] = self.search.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
@@ -229,6 +237,7 @@ class Plan:
             policy=d.get("policy", "vanilla"),
             n_forget=int(d.get("n_forget", 0)),
             n_retain=int(d.get("n_retain", 0)),
+            search=None if d.get("search") is None else SearchReport.from_dict(d["search"]),
         )
 
     def save(self, path: str | Path) -> Path:

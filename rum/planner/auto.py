@@ -608,11 +608,11 @@ def auto_search(
     if not steps:
         steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
         efforts.append({"seconds": 0.0, "iterations": 0, "loss": None})
-    plan = Plan(tuple(steps), policy="auto", n_forget=len(profile))
     aimed = target_accuracy(targets, profile.groups)
     seconds = time.perf_counter() - t0
     report = SearchReport(tuple(trials), target_info["target"], target_info.get("reference", {}),
                           aimed, seconds)
+    plan = Plan(tuple(steps), policy="auto", n_forget=len(profile), search=report)
     return plan, model, {"trace": [dataclasses.asdict(t) for t in trials], "seconds": seconds,
                          "targets": targets, "efforts": efforts, **target_info,
-                         "target_accuracy": aimed, "report": report}
+                         "target_accuracy": aimed}

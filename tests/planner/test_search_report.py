@@ -1,4 +1,4 @@
-"""result.search: what auto's search aimed at and tried, as a frozen record."""
+"""result.search (= plan.search): what auto's search aimed at and tried, as a frozen record."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import pytest
 import rum
 from rum.executor.result import UnlearnResult
 from rum.planner import SearchReport, Trial
+
+from ..conftest import untimed
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,12 @@ def test_the_report_prints_as_a_table_and_round_trips_through_json(searched, tmp
 
     back = UnlearnResult.load(searched.save(tmp_path / "result.json"))
     assert back.search == searched.search
+    # the report belongs to the plan: saved with it, and not part of a plan's equality
+    assert searched.search is searched.plan.search
+    plan = rum.Plan.load(searched.plan.save(tmp_path / "plan.json"))
+    assert plan.search == searched.search and plan == searched.plan
+    assert dataclasses.replace(plan, search=None) == plan
+    assert "search" not in rum.plan(searched.profile).to_dict()
     # a trial that never finished an epoch scores inf, which JSON has no word for
     odd = dataclasses.replace(searched.search,
                               trials=(Trial(0, "scrub", {"epochs": 2}, 0, math.inf, 0.3, 0.1),))
@@ -60,8 +68,15 @@ def test_the_report_prints_as_a_table_and_round_trips_through_json(searched, tmp
 
 def test_other_policies_have_no_search(digits, tmp_path):
     res = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0)
-    assert res.search is None and "auto search" not in str(res)
+    assert res.search is None and res.plan.search is None and "auto search" not in str(res)
     assert UnlearnResult.load(res.save(tmp_path / "r.json")).search is None
+
+
+def test_rum_plan_returns_the_search_that_rum_unlearn_runs(digits, searched):
+    prof = rum.profile(digits.model, digits.forget, digits.retain, random_state=0)
+    plan = rum.plan(prof, policy="auto", model=digits.model, forget_set=digits.forget,
+                    retain_set=digits.retain, random_state=0, device="cpu")
+    assert plan == searched.plan and untimed(plan.search) == untimed(searched.search)
 
 
 def test_an_abandoned_reference_is_reported(digits):
