@@ -238,17 +238,24 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _profile_from_args(args: argparse.Namespace, options: dict) -> tuple[Any, int]:
-    """The profile of the model and data files, and the retain-set size (0 without one)."""
+def _profiled_inputs(args: argparse.Namespace, options: dict) -> tuple[Any, Any, Any, Any]:
+    """The model, forget and retain data of the files, and their profile."""
     import rum
-    from rum.data import as_data
 
     _check_forwarded(rum.profile, options, "rum.profile()")
     model = _load_model(args)
     forget = _load(args.forget, "--forget", args)
     retain = _load(args.retain, "--retain", args)
+    return model, forget, retain, rum.profile(model, forget, retain, random_state=args.seed, **options)
+
+
+def _profile_from_args(args: argparse.Namespace, options: dict) -> tuple[Any, int]:
+    """The profile of the model and data files, and the retain-set size (0 without one)."""
+    from rum.data import as_data
+
+    _, _, retain, prof = _profiled_inputs(args, options)
     n_retain = 0 if retain is None else len(as_data(retain, "--retain", allow_empty=True))
-    return rum.profile(model, forget, retain, random_state=args.seed, **options), n_retain
+    return prof, n_retain
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
@@ -314,11 +321,7 @@ def _plan_auto(args: argparse.Namespace, plan_options: dict, profile_options: di
             "--retain (it profiles them itself" + (", so drop --profile)." if args.profile else ")")
             + (f"; missing: {', '.join(missing)}." if missing else "")
         )
-    _check_forwarded(rum.profile, profile_options, "rum.profile()")
-    model = _load_model(args)
-    forget = _load(args.forget, "--forget", args)
-    retain = _load(args.retain, "--retain", args)
-    prof = rum.profile(model, forget, retain, random_state=args.seed, **profile_options)
+    model, forget, retain, prof = _profiled_inputs(args, profile_options)
     the_plan = rum.plan(prof, model=model, forget_set=forget, retain_set=retain,
                         random_state=args.seed, device=args.device, **plan_options)
     _emit(the_plan, args, "plan")

@@ -50,12 +50,12 @@ def accuracy(model: torch.nn.Module, data) -> float:
     return float((pred == np.asarray(y)).mean())
 
 
-__all__ = ["state_equal", "accuracy", "make_mlp"]
-
-
 def untimed(report):
     """An auto search report (``result.search``) without its seconds, which differ from run to run."""
     import dataclasses
 
     return ([dataclasses.replace(t, seconds=0) for t in report.trials], report.target,
             report.target_accuracy, {k: v for k, v in report.reference.items() if k != "seconds"})
+
+
+__all__ = ["state_equal", "accuracy", "make_mlp", "untimed"]

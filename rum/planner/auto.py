@@ -525,7 +525,8 @@ def auto_search(
     target: Unlearner | None = None,
     retain_guard: float | None = RETAIN_GUARD,
 ) -> tuple[Plan, torch.nn.Module, dict]:
-    """Search a plan for ``profile``; return it, the searched model and the search trace.
+    """Search a plan for ``profile``; return it (what it tried as ``plan.search``), the
+    searched model, and the targets and each kept step's effort.
 
     ``model`` is modified in place (pass a private copy). ``budget`` caps the
     search time in seconds (computing the targets included): once spent,
@@ -613,6 +614,5 @@ def auto_search(
     report = SearchReport(tuple(trials), target_info["target"], target_info.get("reference", {}),
                           aimed, seconds)
     plan = Plan(tuple(steps), policy="auto", n_forget=len(profile), search=report)
-    return plan, model, {"trace": [dataclasses.asdict(t) for t in trials], "seconds": seconds,
-                         "targets": targets, "efforts": efforts, **target_info,
+    return plan, model, {"targets": targets, "efforts": efforts, **target_info,
                          "target_accuracy": aimed}
