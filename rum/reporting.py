@@ -322,7 +322,7 @@ def render_report(
         parts.append(
             '<section id="search"><h2>Search</h2>'
             f"<p>{_e(res.search.summary())}. A trial's score is how far each group's forget "
-            "accuracy is from its target plus the held-out retain accuracy lost (lower is "
+            "accuracy is from its target plus the retain accuracy lost (lower is "
             "better); a candidate is kept when it beats doing nothing. Group -1 is the repair "
             "over the whole forget set.</p>"
             + _table(res.search.COLUMNS, res.search.rows())

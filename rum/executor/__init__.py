@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from rum._guard import GUARD_CONSTRAINT, RETAIN_GUARD, RetainGuard, accuracy_on
 from rum._seeding import seeded
-from rum._validation import NONE, InstanceOf, Interval, validate_params
+from rum._validation import InstanceOf, validate_params
 from rum.data import TensorData, model_dtype
 from rum.exceptions import DivergenceWarning, InvalidParameterError
 from rum.executor.result import StepResult, UnlearnResult
-from rum.metrics.functional import accuracy_from_logits, predict_logits, skill_lost
 from rum.planner._plan import Plan, unlearner_key
 from rum.profiler._profile import Profile
 from rum.unlearners.context import NonFiniteLossError, RunContext
@@ -51,87 +51,9 @@ def _all_finite(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
 
 
-def _accuracy(model: torch.nn.Module, data: TensorData | None) -> float:
-    if data is None or len(data) == 0:
-        return float("nan")
-    return accuracy_from_logits(predict_logits(model, data.X), data.y.cpu())
-
-
 def _accuracies(model: torch.nn.Module, forget: TensorData, retain: TensorData | None, when: str) -> dict:
     """``forget_acc_<when>`` and ``retain_acc_<when>`` of ``model`` (the result's metrics)."""
-    return {f"forget_acc_{when}": _accuracy(model, forget), f"retain_acc_{when}": _accuracy(model, retain)}
-
-
-#: Default of ``retain_guard``: a step that loses more than this fraction of the
-#: model's retain accuracy above the majority-class rate is rolled back.
-RETAIN_GUARD = 0.5
-#: Retain items the guard measures accuracy on (a seeded random slice).
-GUARD_ITEMS = 1024
-#: A drop smaller than this many standard errors of the slice's accuracies never trips the guard.
-GUARD_Z = 3.0
-#: A tripped step that has lost at least this fraction of the skill is stopped at
-#: the end of that epoch; one that lost less gets one more epoch to recover.
-#: Measured in the RUM suite: SCRUB on the mnist1d CNN is at chance after its
-#: first epoch on every seed and never recovers, and the few tabular steps that
-#: climbed back from this far left a worse model than undoing them.
-GUARD_NO_RECOVERY = 0.9
-GUARD_CONSTRAINT = [Interval(float, 0, 1, closed="right"), NONE]
-
-
-class RetainGuard:
-    """Measures each step's retain accuracy against the model's before the plan ran.
-
-    The executor undoes a step it trips; the auto policy's search runs its trials under
-    the same guard, so that it never keeps a step the executor would undo.
-    """
-
-    def __init__(self, model: torch.nn.Module, retain: TensorData | None, limit: float | None,
-                 seed: int):
-        self.limit, self.data = limit, None
-        if limit is None or retain is None or len(retain) == 0:
-            return
-        n = len(retain)
-        if n > GUARD_ITEMS:
-            pick = np.random.default_rng(seed).choice(n, GUARD_ITEMS, replace=False)
-            retain = retain.subset(np.sort(pick))
-        self.data = retain
-        y = retain.y.cpu()
-        self.floor = float(torch.bincount(y).max()) / len(y)
-        self.before = _accuracy(model, retain)
-
-    def check(self, model: torch.nn.Module) -> tuple[float, float, bool]:
-        """``(skill lost, accuracy, tripped)`` of ``model`` on the slice."""
-        acc = _accuracy(model, self.data)
-        lost = skill_lost(self.before, acc, self.floor)
-        # a drop within GUARD_Z standard errors of the slice's accuracies may be sampling noise
-        se = np.sqrt((self.before * (1 - self.before) + acc * (1 - acc)) / len(self.data))
-        return lost, acc, bool(lost > self.limit and self.before - acc > GUARD_Z * se)
-
-    def start_step(self) -> None:
-        self.seen: list[float] = []
-        self.tripped: tuple[float, float] | None = None
-        self.hit = False  # whether the last epoch checked is over the limit
-
-    def on_epoch_end(self, epoch: int, model: torch.nn.Module) -> bool:
-        """Stop a step that has wrecked the model and either did not improve since its
-        last epoch or has lost (nearly) all its skill.
-
-        Its weights are restored anyway, so its remaining epochs would be wasted time.
-        """
-        lost, acc, hit = self.check(model)
-        stop = hit and (lost >= GUARD_NO_RECOVERY or (bool(self.seen) and acc <= self.seen[-1]))
-        self.seen.append(acc)
-        self.hit = hit
-        if stop:
-            self.tripped = (lost, acc)
-        return stop
-
-    def after_step(self, model: torch.nn.Module) -> tuple[float, float] | None:
-        """``(skill lost, accuracy)`` when the step that just ran must be undone, else ``None``."""
-        if self.tripped is not None:
-            return self.tripped
-        lost, acc, hit = self.check(model)
-        return (lost, acc) if hit else None
+    return {f"forget_acc_{when}": accuracy_on(model, forget), f"retain_acc_{when}": accuracy_on(model, retain)}
 
 
 def retry_hint(u) -> str:

@@ -26,7 +26,8 @@ class Trial:
         epochs: the epoch count of its best score (``-1`` when it is not
             epoch-based, ``0`` when no epoch scored).
         score: its best score (lower is better: the groups' distance from their
-            target plus the held-out retain accuracy lost); ``inf`` when no epoch
+            target plus the retain accuracy lost on the retain guard's slice);
+            ``inf`` when no epoch
             finished with a finite loss.
         baseline: the score of doing nothing at that stage, the bar to beat.
         seconds: what the trial cost, scoring included.
@@ -68,6 +69,8 @@ class SearchReport:
             ``"neighbors"``) stopped too far from ``expected``.
         target_accuracy: the forget accuracy the search aimed at.
         seconds: the search's time, the target included.
+        on_target: the stages (groups, ``-1`` for the repair) where doing
+            nothing already scored 0: no candidate can score lower, so none ran.
 
     Example:
         >>> import rum
@@ -85,6 +88,7 @@ class SearchReport:
     reference: dict = field(default_factory=dict)
     target_accuracy: float = float("nan")
     seconds: float = 0.0
+    on_target: tuple[int, ...] = ()
 
     def summary(self) -> str:
         """One line: where the target came from, what it asked for, what the search cost."""
@@ -102,9 +106,13 @@ class SearchReport:
                 f"a short retrain, {ref.get('unlearner')} (held-out accuracy "
                 f"{fmt(ref.get('reference_accuracy'), 3)} of an expected {fmt(ref.get('expected'), 3)})"
             )
+        skipped = ""
+        if self.on_target:
+            names = ", ".join("repair" if g == -1 else str(g) for g in self.on_target)
+            skipped = f"; already on target, not searched: group(s) {names}"
         return (
             f"auto search: {len(self.trials)} trial(s) in {self.seconds:.2f}s, aiming at forget "
-            f"accuracy {fmt(self.target_accuracy, 3)}; target from {source}"
+            f"accuracy {fmt(self.target_accuracy, 3)}; target from {source}{skipped}"
         )
 
     #: The headers of :meth:`rows`.
@@ -127,6 +135,7 @@ class SearchReport:
             "reference": jsonable(self.reference),
             "target_accuracy": jsonable(self.target_accuracy),
             "seconds": self.seconds,
+            "on_target": list(self.on_target),
         }
 
     @classmethod
@@ -138,4 +147,5 @@ class SearchReport:
             reference=dict(d.get("reference") or {}),
             target_accuracy=float("nan") if acc is None else float(acc),
             seconds=float(d.get("seconds", 0.0)),
+            on_target=tuple(int(g) for g in d.get("on_target", ())),
         )

@@ -25,12 +25,14 @@ unlearner runs once from the current model; after each of its epochs the
 search scores
 
     J = sum over processed groups g of (n_g / n) * |accuracy on g - min(1, mean target on g)|
-        + accuracy lost on a held-out slice of the retain set
+        + accuracy lost on the retain guard's slice (up to 1,024 retain items)
 
 (:func:`calibration_error`, with ``n`` the processed forget items) and keeps
-the best epoch. The target is matched per group, not per item: a retrained
-model is right on a fraction of a group's items that no single item can say
-in advance, and ToW compares such set accuracies. Matching each item instead
+the best epoch. The retain term reads the accuracy the guard measured after
+the same epoch, so scoring costs one pass over the slice, not two. A stage
+where doing nothing already scores 0 is not searched: nothing scores lower.
+The target is matched per group, not per item: a retrained model is right
+on a fraction of a group's items that no single item can say in advance, and ToW compares such set accuracies. Matching each item instead
 (mean of ``|correct - target|``) is minimised by keeping every item whose
 target is above one half correct, so a group of items with targets of 0.6
 would be left at accuracy 1.0 rather than brought to 0.6. A trial stops
@@ -65,10 +67,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from rum._guard import RETAIN_GUARD, RetainGuard, accuracy_on, guard_slice
 from rum._seeding import seeded
 from rum.data import TensorData
-from rum.executor import RETAIN_GUARD, RetainGuard, step_seeds
-from rum.metrics.functional import accuracy_from_logits, predict_logits
+from rum.executor import step_seeds
+from rum.metrics.functional import predict_logits
 from rum.planner._plan import Plan, Step
 from rum.planner._search import SearchReport, Trial
 from rum.profiler._profile import Profile
@@ -435,19 +438,25 @@ def parse_target(
 
 
 class _Scorer:
-    def __init__(self, forget: TensorData, targets: np.ndarray, groups: np.ndarray, val: TensorData,
-                 base_val_acc: float):
-        self.forget, self.targets, self.groups = forget, targets, groups
-        self.val, self.base_val_acc = val, base_val_acc
+    """The search score of a model: its processed groups' distance from their targets
+    plus the accuracy it lost on ``retain_slice``, the retain guard's slice."""
 
-    def __call__(self, model: torch.nn.Module, done: Sequence[int]) -> float:
+    def __init__(self, model: torch.nn.Module, forget: TensorData, targets: np.ndarray,
+                 groups: np.ndarray, retain_slice: TensorData):
+        self.forget, self.targets, self.groups = forget, targets, groups
+        self.retain_slice = retain_slice
+        self.retain_before = accuracy_on(model, retain_slice)
+
+    def __call__(self, model: torch.nn.Module, done: Sequence[int],
+                 retain_acc: float | None = None) -> float:
+        """``retain_acc``: the model's accuracy on the slice, when already measured."""
         mask = np.isin(self.groups, list(done))
         logits = predict_logits(model, self.forget.X[torch.as_tensor(mask)])
         correct = (logits.argmax(1) == self.forget.y[torch.as_tensor(mask)].cpu()).float().numpy()
         err = calibration_error(correct, self.targets[mask], self.groups[mask])
-        val_logits = predict_logits(model, self.val.X)
-        val_acc = accuracy_from_logits(val_logits, self.val.y.cpu())
-        return float(err + max(0.0, self.base_val_acc - val_acc))
+        if retain_acc is None:
+            retain_acc = accuracy_on(model, self.retain_slice)
+        return float(err + max(0.0, self.retain_before - retain_acc))
 
 
 def _anchored(u: Unlearner) -> bool:
@@ -459,7 +468,7 @@ def _anchored(u: Unlearner) -> bool:
 def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=None) -> dict:
     """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort.
 
-    ``guard`` is the executor's retain guard (:class:`rum.executor.RetainGuard`): an
+    ``guard`` is the executor's retain guard (:class:`rum._guard.RetainGuard`): an
     epoch count it would undo is never kept, and the trial stops where the executor
     would stop the step, so that the plan replays to the searched model.
     """
@@ -482,7 +491,7 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
             return True  # the executor stops and undoes the step here, whatever its length
         if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
             return False
-        s = score_fn(m)
+        s = score_fn(m, guard.last if guarded else None)  # the guard measured the same slice
         if s < trend["score"] - 1e-9:
             trend.update(score=s, epochs=epoch)
         # a step of this length that the guard would undo is not kept, but its score still
@@ -502,7 +511,7 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
             m = out if isinstance(out, torch.nn.Module) else work
             m.eval()
             if not (guarded and guard.after_step(m) is not None):
-                s = score_fn(m)
+                s = score_fn(m, guard.last if guarded else None)
                 if s < best["score"]:
                     snapshot(s, -1, m)
     return best
@@ -543,7 +552,6 @@ def auto_search(
     from rum.profiler.memorization import N_NEIGHBORS
 
     val_idx = holdout_indices(len(retain), seed, holdout)
-    val = retain.subset(val_idx)
     targets, target_info = None, {"target": "neighbors"}
     if target is not None and len(retain) > len(val_idx):
         targets, ref_info = reference_targets(target, model, forget, retain, val_idx, device=device,
@@ -555,14 +563,15 @@ def auto_search(
         targets = 1.0 - np.asarray(profile.memorization, dtype=np.float64)
     elif targets is None:
         targets = neighbour_targets(model, forget, retain, k=k)
-    base_val = accuracy_from_logits(predict_logits(model, val.X), val.y.cpu())
     guard = RetainGuard(model, retain, retain_guard, seed)
-    scorer = _Scorer(forget, targets, profile.groups, val, base_val)
+    scorer = _Scorer(model, forget, targets, profile.groups,
+                     guard_slice(retain, seed) if guard.data is None else guard.data)
     groups = [s.group for s in profile.summary]
     max_steps = len(groups) + 1
     seeds = step_seeds(seed, max_steps)
     steps: list[Step] = []
     trials: list[Trial] = []
+    on_target: list[int] = []  # stages where doing nothing already scored 0: none searched
     done: list[int] = []
     efforts: list[dict] = []  # per chosen step: seconds, iterations and last loss of its trial
 
@@ -571,6 +580,9 @@ def auto_search(
         nonlocal model
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
+        if base <= 0.0:  # no score is below 0, and a candidate is kept only if it scores lower
+            on_target.append(group)
+            return
         best: tuple = (base, None, None, None)  # score, unlearner, trial record, trial index
         for spec in specs:
             if budget is not None and time.perf_counter() - t0 > budget:
@@ -580,8 +592,8 @@ def auto_search(
             u = as_unlearner(spec, "auto candidate")
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
-            rec = _trial(u, model, forget_i, retain, ctx_kwargs, lambda m: scorer(m, done_now),
-                         guard)
+            rec = _trial(u, model, forget_i, retain, ctx_kwargs,
+                         lambda m, retain_acc: scorer(m, done_now, retain_acc), guard)
             trials.append(Trial(group, type(u).name or type(u).__name__, u.get_params(),
                                 rec["epochs"], float(rec["score"]), float(base),
                                 time.perf_counter() - t))
@@ -612,7 +624,7 @@ def auto_search(
     aimed = target_accuracy(targets, profile.groups)
     seconds = time.perf_counter() - t0
     report = SearchReport(tuple(trials), target_info["target"], target_info.get("reference", {}),
-                          aimed, seconds)
+                          aimed, seconds, on_target=tuple(on_target))
     plan = Plan(tuple(steps), policy="auto", n_forget=len(profile), search=report)
     return plan, model, {"targets": targets, "efforts": efforts, **target_info,
                          "target_accuracy": aimed}

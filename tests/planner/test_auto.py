@@ -134,14 +134,15 @@ def test_rum_plan_auto_finds_the_same_plan_as_unlearn(digits, auto_result):
 
 
 def _scripted_trial(small, scores, guard=None):
-    """A six-epoch fine-tune trial whose epochs score ``scores`` in turn: (record, scores read)."""
+    """A six-epoch fine-tune trial whose epochs score ``scores`` in turn: (record, the retain
+    accuracy handed to each score read)."""
     from rum.planner.auto import _trial
 
     model, forget, retain = small
     calls = []
 
-    def score(m):
-        calls.append(len(calls))
+    def score(m, retain_acc):
+        calls.append(retain_acc)
         return scores[len(calls) - 1]
 
     u = rum.get_unlearner("finetune")(epochs=6)
@@ -159,7 +160,7 @@ def test_auto_trials_stop_after_patience_epochs_without_improvement(small, score
 
     assert AUTO_PATIENCE == 2
     rec, calls = _scripted_trial(small, scores)
-    assert len(calls) == ran
+    assert calls == [None] * ran  # unguarded: the scorer measures the retain slice itself
     assert rec["epochs"] == best and rec["score"] == min(scores[:ran])
 
 
@@ -177,6 +178,7 @@ class _ScriptedGuard:
     def on_epoch_end(self, epoch, model):
         self.seen.append(epoch)
         self.hit = self.hits[epoch - 1]
+        self.last = 0.5 + epoch / 100  # the accuracy it "measured" on its slice
         return epoch == self.stop_at
 
 
@@ -202,6 +204,8 @@ def test_auto_trials_keep_only_epochs_the_retain_guard_lets_through(small, score
         assert rec["state"] is None
     # the guard sees every epoch that ran, scored or not, as in the executor
     assert len(guard.seen) == (stop_at or len(calls))
+    # each score reuses the retain accuracy the guard measured after that epoch
+    assert calls == [0.5 + e / 100 for e in range(1, len(calls) + 1)]
 
 
 def test_auto_searches_only_the_candidates_it_is_given(small):
@@ -357,17 +361,23 @@ def test_the_search_score_is_group_calibration_plus_retain_accuracy_lost():
 
     # a linear model over one-hot inputs predicts a chosen class for every item
     n = 8
-    model = torch.nn.Linear(n, 2, bias=False)
+
+    def predicting(pred):
+        m = torch.nn.Linear(n, 2, bias=False)
+        with torch.no_grad():
+            m.weight.copy_(torch.as_tensor(np.stack([pred == 0, pred == 1]).astype(np.float32)))
+        return m
+
     pred = np.array([1, 1, 1, 0, 0, 0, 1, 0])
-    with torch.no_grad():
-        model.weight.copy_(torch.as_tensor(np.stack([pred == 0, pred == 1]).astype(np.float32)))
+    model = predicting(pred)
     X = torch.eye(n)
     y = torch.as_tensor([1, 1, 0, 0, 0, 1, 1, 1])  # forget labels: right on items 0, 1, 3, 4, 6
     targets = np.array([0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 0.2, 0.2])
     groups = np.array([0, 0, 0, 1, 1, 1, 2, 2])
-    val_y = torch.as_tensor(pred.copy())
-    val_y[:2] = 1 - val_y[:2]  # the model is right on 6 of the 8 held-out items
-    scorer = _Scorer(as_data((X, y)), targets, groups, as_data((X, val_y)), base_val_acc=1.0)
+    val_y = pred.copy()
+    val_y[:2] = 1 - val_y[:2]  # the model is right on 6 of the 8 retain items...
+    before = predicting(val_y)  # ...where the model before the search was right on all of them
+    scorer = _Scorer(before, as_data((X, y)), targets, groups, as_data((X, torch.as_tensor(val_y))))
     correct = (pred == y.numpy()).astype(float)
     for done in ([0], [0, 1], [0, 1, 2]):
         mask = np.isin(groups, done)
@@ -375,6 +385,9 @@ def test_the_search_score_is_group_calibration_plus_retain_accuracy_lost():
         assert scorer(model, done) == pytest.approx(want)
     # group 0: accuracy 2/3 against 0.5; group 1: 2/3 against 1.0; group 2: 1/2 against 0.2
     assert scorer(model, [0, 1, 2]) == pytest.approx((3 / 6 + 3 / 3 + 2 * 0.3) / 8 + 0.25)
+    # a retain accuracy already measured (by the retain guard) is used as given
+    assert scorer(model, [0, 1, 2], retain_acc=0.5) == pytest.approx((3 / 6 + 3 / 3 + 2 * 0.3) / 8 + 0.5)
+    assert scorer(model, [0, 1, 2], retain_acc=1.0) == pytest.approx((3 / 6 + 3 / 3 + 2 * 0.3) / 8)
 
 
 @pytest.mark.parametrize("guard", [0.02, None])

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 import rum
 from rum.executor.result import UnlearnResult
@@ -92,3 +93,50 @@ def test_an_abandoned_reference_is_reported(digits):
     # the neighbour target is the same either way, so the two searches agree
     np.testing.assert_allclose([t.score for t in none.search.trials],
                                [t.score for t in report.trials])
+
+
+def _profile_with_targets(n_items: int, groups, targets) -> rum.Profile:
+    """A profile whose neighbour-scored memorization makes auto's per-item target ``targets``."""
+    from rum.profiler._profile import GroupSummary
+
+    groups = np.asarray(groups)
+    return rum.Profile(
+        memorization=1.0 - np.asarray(targets, dtype=float), entanglement=np.zeros(n_items),
+        groups=groups, summary=tuple(GroupSummary(int(g), int((groups == g).sum()))
+                                     for g in np.unique(groups)),
+        scorers={"memorization": "neighbors"}, seed=0,
+    )
+
+
+def test_a_stage_already_on_target_is_not_searched(digits):
+    import copy
+
+    from rum.data import as_data
+    from rum.metrics.functional import predict_logits
+    from rum.planner.auto import auto_search
+
+    forget, retain = as_data(digits.forget), as_data(digits.retain)
+    right = (predict_logits(digits.model, forget.X).argmax(1) == forget.y).numpy()
+    keep = np.flatnonzero(right)  # items the model gets right: a target of 1 is met there
+    forget = forget.subset(keep)
+    n = len(keep)
+    half = np.arange(n) >= n // 2
+
+    def search(targets):
+        profile = _profile_with_targets(n, half.astype(int), targets)
+        return auto_search(profile, copy.deepcopy(digits.model), forget, retain,
+                           device=torch.device("cpu"), seed=0, n_classes=10, target=None)[0]
+
+    # group 0 asks for what the model already does (score 0, nothing can score lower); group 1
+    # asks for every item to be forgotten, so its stage is searched
+    plan = search(np.where(half, 0.0, 1.0))
+    assert plan.search.on_target == (0,)
+    assert {t.group for t in plan.search.trials} >= {1} and 0 not in {t.group for t in plan.search.trials}
+    assert 0 not in {s.group for s in plan.steps}
+    assert "already on target, not searched: group(s) 0" in plan.search.summary()
+    assert SearchReport.from_dict(plan.search.to_dict()) == plan.search
+    # every stage on target: no trial at all, and the plan does nothing
+    plan = search(np.ones(n))
+    assert plan.search.on_target == (0, 1, -1) and plan.search.trials == ()
+    assert [s.unlearner for s in plan.steps] == ["noop"]
+    assert "group(s) 0, 1, repair" in plan.search.summary()
