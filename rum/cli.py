@@ -24,7 +24,8 @@ from typing import Any
 from rum._version import __version__
 
 _FMT = argparse.RawDescriptionHelpFormatter
-_RESERVED = {"model", "forget_set", "retain_set", "random_state", "device", "progress", "profile"}
+_RESERVED = {"model", "forget_set", "retain_set", "random_state", "device", "progress", "profile",
+             "retain_guard"}
 
 
 class CLIError(Exception):
@@ -64,7 +65,7 @@ def _check_forwarded(func: Any, options: dict[str, Any], command: str) -> None:
     if clash:
         raise CLIError(
             f"-o {clash[0]}=... is set by the command's own flags (--model, --forget, --retain, "
-            "--seed, --device); use those instead."
+            "--seed, --device, --retain-guard); use those instead."
         )
     params = inspect.signature(func).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -279,6 +280,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     _check_output(args.out, "--out")
     if plan_options.get("policy") == "auto":
         return _plan_auto(args, plan_options, profile_options)
+    from rum._guard import RETAIN_GUARD
+
+    if _guard_value(args.retain_guard) != RETAIN_GUARD:
+        raise CLIError("--retain-guard sets the guard auto's search runs under, so it needs --policy auto; "
+                       "for another plan give it where the plan runs: `rum run --plan ... --retain-guard`.")
     if args.profile:
         if args.model or args.forget:
             raise CLIError("give either --profile or --model/--arch/--forget (to profile first), not both.")
@@ -323,7 +329,8 @@ def _plan_auto(args: argparse.Namespace, plan_options: dict, profile_options: di
         )
     model, forget, retain, prof = _profiled_inputs(args, profile_options)
     the_plan = rum.plan(prof, model=model, forget_set=forget, retain_set=retain,
-                        random_state=args.seed, device=args.device, **plan_options)
+                        random_state=args.seed, device=args.device,
+                        retain_guard=_guard_value(args.retain_guard), **plan_options)
     _emit(the_plan, args, "plan")
     if not args.json:
         print(f"\n{the_plan.search}")
@@ -549,6 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="random seed for profiling, and for the search with --policy auto (default 0)")
     pln.add_argument("--device", default="auto",
                      help="with --policy auto, where its search runs: auto, cpu, cuda or cuda:N (default auto)")
+    pln.add_argument("--retain-guard", default="0.5", metavar="FRACTION|none",
+                     help="with --policy auto, the retain guard its search runs under, as in "
+                          "`rum run --retain-guard` (default 0.5); replay the plan with the same value")
     pln.add_argument("--policy", default=None, help="planning policy (see rum.plan); default: rum.plan's")
     pln.add_argument("--unlearners", metavar="NAME|JSON", default=None,
                      help="unlearner for every group (a name), a JSON [name, params] pair, a JSON "

@@ -154,6 +154,22 @@ def test_plan_auto_searches_and_run_replays_it_to_rum_unlearns_model(files, digi
     assert state_equal(load(out), expected.model)
 
 
+def test_plan_auto_searches_under_the_retain_guard_it_is_given(files, digits, capsys):
+    plan_path, out = files / "auto_plan_guarded.json", files / "auto_guarded.pt"
+    assert main(["plan", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
+                 "auto", "--retain-guard", "0.02", "--device", "cpu", "--out", str(plan_path)]) == 0
+    expected = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                           device="cpu", progress=False, retain_guard=0.02)
+    default = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                          device="cpu", progress=False)
+    saved = rum.Plan.load(plan_path)
+    assert saved == expected.plan != default.plan  # the strict guard refuses a step the default keeps
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--plan",
+                 str(plan_path), "--retain-guard", "0.02", "--device", "cpu", "--no-progress",
+                 "--out", str(out)]) == 0
+    assert state_equal(load(out), expected.model)
+
+
 def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     out = files / "auto.pt"
     assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
@@ -296,6 +312,11 @@ def _error_cases(d):
                                      "give --model, --arch, --forget and --retain"),
         "auto plan from a profile": (["plan", "--profile", str(d / "forget.npz"), "--policy", "auto"],
                                      "drop --profile"),
+        "retain guard on a plan that is not searched": (
+            ["plan", *model_args(d), *data_args(d, "forget"), "--retain-guard", "0.2"],
+            "needs --policy auto"),
+        "retain guard as an option": ([*run[:1], *model_args(d), *run[1:], "-o", "retain_guard=0.2"],
+                                      "--retain-guard"),
         "report of a missing result": (["report", "--result", str(d / "nope.json"), "--out", str(d / "r.html")],
                                        "no such file"),
         "retain guard not a number": ([*run[:1], *model_args(d), *run[1:], "--retain-guard", "half"],

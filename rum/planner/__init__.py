@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from rum._guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._validation import NONE, Interval, Options, check_random_state, validate_params
 from rum.data import as_data
 from rum.exceptions import InvalidParameterError
@@ -71,6 +72,7 @@ def plan(
     forget_set: Any = None,
     retain_set: Any = None,
     device: Any = "auto",
+    retain_guard: float | None = RETAIN_GUARD,
 ) -> Plan:
     """Turn a profile into an ordered plan of unlearning steps, without running it.
 
@@ -113,9 +115,11 @@ def plan(
         forget_set: for ``"auto"``: the forget data, in forget-set order.
         retain_set: for ``"auto"``: the retain data; for any policy, its size
             sets ``n_retain`` when that is left at 0.
-        device: for ``"auto"``: where the search runs. Its trials run under the
-            executor's default ``retain_guard``, so :func:`rum.execute` with the
-            default replays the plan to the searched model.
+        device: for ``"auto"``: where the search runs.
+        retain_guard: for ``"auto"``: the executor's retain guard its trials run
+            under (as in :func:`rum.unlearn`; ``None`` turns it off). Give
+            :func:`rum.execute` the same value and it replays the plan to the
+            searched model.
 
     Example:
         >>> import numpy as np, rum
@@ -130,9 +134,11 @@ def plan(
             f"profile must be a rum.Profile (from rum.profile()), got {type(profile).__name__}."
         )
     validate_params(
-        {"retain_policy": retain_policy, "budget": budget, "n_retain": n_retain},
+        {"retain_policy": retain_policy, "budget": budget, "n_retain": n_retain,
+         "retain_guard": retain_guard},
         {
             "retain_policy": [Options(RETAIN_POLICIES)],
+            "retain_guard": GUARD_CONSTRAINT,
             "budget": [Interval(float, 0, None, closed="neither"), NONE],
             "n_retain": [Interval(int, 0, None)],
         },
@@ -156,11 +162,18 @@ def plan(
             prep, profile,
             {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy,
              "target": target},
+            retain_guard,
         )
         steps, n_retain, search = found.steps, n_retain or found.n_retain, found.search
         name = "auto"
     else:
         check_target_policy(policy, target)
+        if retain_guard != RETAIN_GUARD:
+            raise InvalidParameterError(
+                "retain_guard is an option of policy='auto' here (its search runs under the "
+                "guard); for other policies set it where the plan runs: rum.execute(..., "
+                "retain_guard=...)."
+            )
         pol = _resolve_policy(policy)
         steps = tuple(pol.steps(profile, unlearners, seed))
         name, search = pol.name or type(pol).__name__, None

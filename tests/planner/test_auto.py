@@ -405,3 +405,16 @@ def test_auto_keeps_only_steps_the_retain_guard_lets_through(digits, guard):
         unguarded = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0,
                                 retain_guard=None)
         assert state_equal(unguarded.model, res.model)
+
+
+def test_plan_takes_retain_guard_for_auto_only(small):
+    model, forget, retain = small
+    prof = rum.profile(model, forget, retain, random_state=0)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="option of policy='auto'"):
+        rum.plan(prof, policy="uniform", unlearners="finetune", retain_guard=0.2)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="retain_guard"):
+        rum.plan(prof, policy="auto", model=model, forget_set=forget, retain_set=retain,
+                 retain_guard=2.0)
+    # the default is the executor's, so other policies accept it as it is
+    assert rum.plan(prof, policy="uniform", unlearners="finetune", retain_guard=0.5) == rum.plan(
+        prof, policy="uniform", unlearners="finetune")
