@@ -275,6 +275,7 @@ def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: 
             cands = [np.mean([r["tow"] for r in tr if r["scenario"] == s and r["method"] == m])
                      for m in meths if m.startswith("single:")]
             best_single[s] = max(cands) if cands else float("nan")
+        has_singles = any(m.startswith("single:") for m in meths)  # else there is no bar to count
         for m in meths:
             cells = []
             for s in scen_names:
@@ -297,7 +298,9 @@ def summarise(rows: list[dict], tasks: list[str], scen_names: list[str], meths: 
             ratio = time_ratio(mr)
             prof = np.mean([r["profile_s"] / max(r["seconds"], 1e-9) for r in mr])
             lines.append(
-                f"- {m}: ToW >= best single unlearner on {wins}/{len(scen_names)} scenarios; "
+                f"- {m}: "
+                + (f"ToW >= best single unlearner on {wins}/{len(scen_names)} scenarios; "
+                   if has_singles else "")
                 + (f"mixed-scenario ToW {mixed:.3f}; " if mixed is not None else "")
                 + f"time {ratio:.3f}x retrain; profiling {100 * prof:.1f} % of its time."
             )
@@ -327,6 +330,8 @@ def report(rows: list[dict], tasks: list[str], scen_names: list[str], meths: dic
            wall_s: float, fz_runs: int, scale: str, machine: str) -> str:
     """A run's section of docs/benchmarks.md: how it was made, then :func:`summarise`."""
     title = ", ".join(tasks) + (" at the large scale (40,000 samples)" if scale == "large" else "")
+    if set(meths) != set(methods(False)) and set(meths) != set(methods(True)):
+        title += " (" + ", ".join(meths) + ")"  # a partial run: say which, so sections differ
     fz = (f"memorization ground truth for the scenarios: Feldman-Zhang with {fz_runs} runs (70 % subsets)"
           if needs_memorization(scen_names, meths) else "no scenario of this run needs Feldman-Zhang memorization")
     singles = "single unlearner" + ("" if set(meths) == set(methods(False)) else " this run ran")
