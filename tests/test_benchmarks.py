@@ -224,9 +224,12 @@ def test_a_partial_run_says_which_singles_it_ran_and_whether_it_needed_feldman_z
     small = text(part, ["random"])
     assert "no scenario of this run needs Feldman-Zhang" in small
     assert "best single unlearner this run ran on that scenario" in small
-    assert small.startswith("## RUM suite: mnist1d\n")
+    assert small.startswith("## RUM suite: mnist1d (RUM, single:finetune)\n")  # a partial run says which
     large = text(part, ["random", "mem-high"], scale="large")
-    assert large.startswith("## RUM suite: mnist1d at the large scale (40,000 samples)")
+    assert large.startswith("## RUM suite: mnist1d at the large scale (40,000 samples) (RUM, single:finetune)\n")
     assert "Feldman-Zhang with 16 runs" in large
     full = text(rum_suite.methods(False), ["random"])
+    assert full.startswith("## RUM suite: mnist1d\n")
     assert "best single unlearner on that scenario" in full
+    alone = text({"auto": {}}, ["random"])  # no single unlearner ran: there is nothing to count wins against
+    assert "- auto: time 0.100x retrain" in alone and "ToW >= best single" not in alone
