@@ -136,6 +136,18 @@ def retain_sample_size(n_forget: int, retain: TensorData | None, ratio: float) -
     return min(len(retain), int(round(ratio * n_forget)))
 
 
+def epoch_retain(retain: TensorData, cap: int | None, ctx: RunContext) -> TensorData:
+    """The retain items of one epoch: all of them, or ``cap`` drawn afresh without replacement.
+
+    Nothing is drawn (the generator is not advanced) when ``cap`` is ``None``
+    or covers the whole retain set, so such a run is the uncapped run exactly.
+    """
+    if cap is None or cap >= len(retain):
+        return retain
+    pick = torch.randperm(len(retain), generator=ctx.generator)[:cap]
+    return retain.subset(pick.to(retain.device))
+
+
 def relabelled_mix(
     forget: TensorData, retain: TensorData | None, n_retain: int, ctx: RunContext
 ) -> TensorData:

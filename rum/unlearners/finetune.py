@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import itertools
 
-from rum._validation import Interval
+from rum._validation import NONE, Interval
 from rum.unlearners._distillation import distillation_kl, frozen_logits, teacher_batches
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cross_entropy,
+    epoch_retain,
     logits,
     make_optimizer,
     optimise,
@@ -36,6 +37,9 @@ class Finetune(Unlearner):
 
     Args:
         epochs: passes over the retain set.
+        retain_per_epoch: retain items per epoch, a new random sample each
+            epoch (``None``: all of them). Caps the cost of an epoch on a large
+            retain set.
         lr: learning rate.
         batch_size: mini-batch size.
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
@@ -66,6 +70,7 @@ class Finetune(Unlearner):
         **OPTIM_CONSTRAINTS,
         "anchor": [Interval(float, 0, None)],
         "forget_batch_size": [Interval(int, 1, None)],
+        "retain_per_epoch": [Interval(int, 1, None), NONE],
     }
 
     def __init__(
@@ -78,6 +83,7 @@ class Finetune(Unlearner):
         weight_decay: float = 5e-4,
         anchor: float = 0.0,
         forget_batch_size: int = 16,
+        retain_per_epoch: int | None = None,
     ):
         self.epochs = epochs
         self.lr = lr
@@ -87,13 +93,15 @@ class Finetune(Unlearner):
         self.weight_decay = weight_decay
         self.anchor = anchor
         self.forget_batch_size = forget_batch_size
+        self.retain_per_epoch = retain_per_epoch
 
     def _anchored(self, n_forget: int) -> bool:
         return self.anchor > 0 and n_forget > 0
 
     def estimate_work(self, n_forget, n_retain):
         per_batch = 1 + self.forget_batch_size / self.batch_size if self._anchored(n_forget) else 1
-        return float(self.epochs * n_retain * per_batch)
+        n = n_retain if self.retain_per_epoch is None else min(n_retain, self.retain_per_epoch)
+        return float(self.epochs * n * per_batch)
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
@@ -107,10 +115,13 @@ class Finetune(Unlearner):
                 teacher_batches(frozen, forget, self.forget_batch_size, ctx, snapshot)
                 for _ in itertools.count()
             )
-        ctx.start(self.epochs * retain.n_batches(self.batch_size))
+        per_epoch = min(len(retain), self.retain_per_epoch or len(retain))
+        ctx.start(self.epochs * -(-per_epoch // self.batch_size))
         model.train()
         for _ in range(self.epochs):
-            for x, y in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
+            batches = epoch_retain(retain, self.retain_per_epoch, ctx).batches(
+                self.batch_size, shuffle=True, generator=ctx.generator)
+            for x, y in batches:
                 loss = cross_entropy(model, x, y)
                 if anchored:
                     xf, _, target = next(held)

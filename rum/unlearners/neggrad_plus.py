@@ -6,6 +6,7 @@ from rum._validation import NONE, Interval
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cycle_batches,
+    epoch_retain,
     make_optimizer,
     mixes_batch,
     optimise,
@@ -20,12 +21,16 @@ class NegGradPlus(Unlearner):
     """Minimise ``alpha * CE(retain) - (1 - alpha) * CE(forget)``.
 
     Each optimiser step pairs a retain batch with a forget batch (the forget
-    set is cycled); one epoch is one pass over the retain set.
+    set is cycled); one epoch is one pass over the retain set, or over
+    ``retain_per_epoch`` of its items drawn afresh each epoch.
 
     Args:
         alpha: weight of the retain loss, in (0, 1); ``1 - alpha`` weighs the
             forget (ascent) loss.
         epochs: passes over the retain set.
+        retain_per_epoch: retain items per epoch, a new random sample each
+            epoch (``None``: all of them). Caps the cost of an epoch on a large
+            retain set.
         lr: learning rate.
         batch_size: retain mini-batch size.
         forget_batch_size: forget mini-batch size (``None``: same as ``batch_size``).
@@ -49,6 +54,7 @@ class NegGradPlus(Unlearner):
         "alpha": [Interval(float, 0, 1, closed="neither")],
         "forget_batch_size": [Interval(int, 1, None), NONE],
         "max_grad_norm": [Interval(float, 0, None, closed="neither"), NONE],
+        "retain_per_epoch": [Interval(int, 1, None), NONE],
     }
 
     def __init__(
@@ -62,6 +68,7 @@ class NegGradPlus(Unlearner):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         max_grad_norm: float | None = 5.0,
+        retain_per_epoch: int | None = None,
     ):
         self.alpha = alpha
         self.epochs = epochs
@@ -72,19 +79,24 @@ class NegGradPlus(Unlearner):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
+        self.retain_per_epoch = retain_per_epoch
 
     def estimate_work(self, n_forget, n_retain):
         fb = self.forget_batch_size or self.batch_size
-        return float(self.epochs * (n_retain + -(-n_retain // self.batch_size) * fb))
+        n = n_retain if self.retain_per_epoch is None else min(n_retain, self.retain_per_epoch)
+        return float(self.epochs * (n + -(-n // self.batch_size) * fb))
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
-        ctx.start(self.epochs * retain.n_batches(self.batch_size))
+        per_epoch = min(len(retain), self.retain_per_epoch or len(retain))
+        ctx.start(self.epochs * -(-per_epoch // self.batch_size))
         joint = not mixes_batch(model)  # one forward pass for both batches where that is exact
         model.train()
         for _ in range(self.epochs):
-            for xr, yr in retain.batches(self.batch_size, shuffle=True, generator=ctx.generator):
+            batches = epoch_retain(retain, self.retain_per_epoch, ctx).batches(
+                self.batch_size, shuffle=True, generator=ctx.generator)
+            for xr, yr in batches:
                 xf, yf = next(forget_batches)
                 retain_loss, forget_loss = paired_cross_entropy(model, xr, yr, xf, yf, joint=joint)
                 loss = self.alpha * retain_loss - (1 - self.alpha) * forget_loss

@@ -89,13 +89,15 @@ def _run_with_snapshots(u, model, forget, retain):
     return work, snaps
 
 
-@pytest.mark.parametrize("name", [n for n in rum.list_unlearners()
-                                  if "epochs" in rum.get_unlearner(n)._param_names()])
-def test_truncated_unlearners_replay_their_first_epochs_exactly(small, name):
+@pytest.mark.parametrize("name, extra", [
+    *[(n, {}) for n in rum.list_unlearners() if "epochs" in rum.get_unlearner(n)._param_names()],
+    ("finetune", {"retain_per_epoch": 30}), ("neggrad+", {"retain_per_epoch": 30}),
+])
+def test_truncated_unlearners_replay_their_first_epochs_exactly(small, name, extra):
     model, forget, retain = small
     forget, retain = as_data(forget), as_data(retain)
     cls = rum.get_unlearner(name)
-    u = cls(**{**cls._test_params(), "epochs": 3})
+    u = cls(**{**cls._test_params(), **extra, "epochs": 3})
     _, snaps = _run_with_snapshots(u, model, forget, retain)
     assert sorted(snaps) == [1, 2, 3], "epoch-based unlearners must call ctx.end_epoch(model)"
     for k in (1, 2, 3):

@@ -213,3 +213,68 @@ def test_anchored_finetune_gives_the_same_model_when_the_forget_logits_do_not_fi
     for a, b in zip(cached.parameters(), streamed.parameters()):
         torch.testing.assert_close(a, b)
     assert not state_equal(cached, task.model)
+
+
+_RETAIN_EPOCH_CASES = [("finetune", {}), ("finetune", {"anchor": 1.0}), ("neggrad+", {"forget_batch_size": 4})]
+
+
+def _id_task(n_forget: int = 12, n_retain: int = 100):
+    """A small model and data whose first feature is each item's id (retain ids from n_forget)."""
+    rng = np.random.default_rng(0)
+    n = n_forget + n_retain
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    X[:, 0] = np.arange(n)
+    y = (X[:, 1] > 0).astype(np.int64)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    return model, (X[:n_forget], y[:n_forget]), (X[n_forget:], y[n_forget:])
+
+
+def _retain_ids_trained_on(name: str, params: dict, epochs: int) -> list[int]:
+    """The retain ids in every training forward pass of a run with ``retain_per_epoch=30``."""
+    model, forget, retain = _id_task()
+    seen: list[int] = []
+
+    def record(module, inputs):
+        if module.training:  # not the retain guard's evaluation passes
+            seen.extend(i for i in inputs[0][:, 0].round().long().tolist() if i >= len(forget[0]))
+
+    hook = model[0].register_forward_pre_hook(record)
+    try:
+        res = rum.unlearn(model, forget, retain, unlearner=name, epochs=epochs, batch_size=8,
+                          retain_per_epoch=30, random_state=0, progress=False, retain_guard=None,
+                          **params)
+    finally:
+        hook.remove()
+    assert not state_equal(res.model, model)
+    return seen
+
+
+@pytest.mark.parametrize("name, params", _RETAIN_EPOCH_CASES)
+def test_retain_per_epoch_trains_on_that_many_distinct_retain_items_drawn_afresh_each_epoch(name, params):
+    one = _retain_ids_trained_on(name, params, epochs=1)
+    assert len(one) == 30 and len(set(one)) == 30  # 30 of the 100 retain items, none twice
+    three = _retain_ids_trained_on(name, params, epochs=3)
+    assert len(three) == 90 and len(set(three)) > 30  # each epoch draws its own sample
+    assert all(len(set(three[i:i + 30])) == 30 for i in (0, 30, 60))
+
+
+@pytest.mark.parametrize("name, params", _RETAIN_EPOCH_CASES)
+def test_retain_per_epoch_that_covers_the_retain_set_is_the_uncapped_run_exactly(name, params):
+    model, forget, retain = _id_task()
+    kw = dict(unlearner=name, epochs=2, batch_size=8, random_state=0, progress=False, **params)
+    full = rum.unlearn(model, forget, retain, **kw).model
+    for cap in (len(retain[0]), 10**6):
+        assert state_equal(rum.unlearn(model, forget, retain, retain_per_epoch=cap, **kw).model, full)
+    assert not state_equal(rum.unlearn(model, forget, retain, retain_per_epoch=50, **kw).model, full)
+
+
+@pytest.mark.parametrize("name", ["finetune", "neggrad+"])
+def test_retain_per_epoch_caps_the_estimated_work_and_is_validated(name):
+    u = rum.get_unlearner(name)
+    capped, full = u(epochs=2, retain_per_epoch=100), u(epochs=2)
+    assert capped.estimate_work(10, 1000) < full.estimate_work(10, 1000)
+    assert capped.estimate_work(10, 1000) == full.estimate_work(10, 100)
+    assert capped.estimate_work(10, 50) == full.estimate_work(10, 50)
+    with pytest.raises(InvalidParameterError, match="'retain_per_epoch'"):
+        u(retain_per_epoch=0).validate_params()
