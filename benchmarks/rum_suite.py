@@ -169,6 +169,21 @@ def methods(quick: bool) -> dict[str, dict]:
     return out
 
 
+def optional_methods() -> dict[str, dict]:
+    """Methods that run only when ``--methods`` names them: variants of a default setting.
+
+    ``auto:repair-<n>`` is auto with its repair candidates' epochs capped at ``n``
+    retain items (``retain_per_epoch``), the lever for a large retain set.
+    """
+    from rum.planner.auto import AUTO_REPAIR
+
+    return {
+        f"auto:repair-{n}": {"policy": "auto", "unlearners": {"repair": [
+            (name, {**params, "retain_per_epoch": n}) for name, params in AUTO_REPAIR]}}
+        for n in (4096, 8192)
+    }
+
+
 def ci(values: list[float]) -> tuple[float, float]:
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], float)
     if len(v) == 0:
@@ -372,13 +387,14 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--scenarios", default=None, help="comma-separated subset of: " + ",".join(SCENARIOS))
     ap.add_argument("--methods", default=None,
                     help="comma-separated subset of the methods, e.g. RUM,auto,single:neggrad+ "
-                         f"({ANOTHER_RETRAIN!r} is the noise ceiling)")
+                         f"({ANOTHER_RETRAIN!r} is the noise ceiling; also, only when named: "
+                         f"{', '.join(optional_methods())})")
     ap.add_argument("--section", default=None, help="docs/benchmarks.md section name")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
     for flag, chosen, known in (("--tasks", args.tasks, TASKS), ("--scenarios", args.scenarios, SCENARIOS),
-                                ("--methods", args.methods, list(methods(args.quick)))):
+                                ("--methods", args.methods, [*methods(args.quick), *optional_methods()])):
         wrong = [x for x in chosen.split(",") if x not in known] if chosen else []
         if wrong:
             ap.error(f"{flag}: unknown {wrong}; choose from {','.join(known)}")
@@ -405,7 +421,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     fz_runs = args.fz_runs or (8 if args.quick else 16)
     meths = methods(args.quick)
     if args.methods:
-        meths = {m: kw for m, kw in meths.items() if m in args.methods.split(",")}
+        meths = {m: kw for m, kw in {**meths, **optional_methods()}.items()
+                 if m in args.methods.split(",")}
     t0 = time.perf_counter()
     rows = []
     for task in tasks:

@@ -233,3 +233,20 @@ def test_a_partial_run_says_which_singles_it_ran_and_whether_it_needed_feldman_z
     assert "best single unlearner on that scenario" in full
     alone = text({"auto": {}}, ["random"])  # no single unlearner ran: there is nothing to count wins against
     assert "- auto: time 0.100x retrain" in alone and "ToW >= best single" not in alone
+
+
+def test_optional_methods_run_only_when_named_and_cap_every_repair_candidate(capsys):
+    import pytest
+
+    from rum.planner.auto import AUTO_REPAIR
+
+    optional = rum_suite.optional_methods()
+    assert not set(optional) & set(rum_suite.methods(False))  # a full run never includes them
+    kw = optional["auto:repair-8192"]
+    assert kw["policy"] == "auto"
+    assert [(n, {k: v for k, v in p.items() if k != "retain_per_epoch"}) for n, p in kw["unlearners"]["repair"]] \
+        == [(n, p) for n, p in AUTO_REPAIR]
+    assert {p["retain_per_epoch"] for _, p in kw["unlearners"]["repair"]} == {8192}
+    with pytest.raises(SystemExit):
+        rum_suite.main(["--methods", "auto,auto:repair-9999", "--no-write"])
+    assert "auto:repair-8192" in capsys.readouterr().err  # named among the choices
