@@ -112,22 +112,19 @@ class TensorData:
             yield xb, yb
 
     def shuffled_batches(
-        self, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None
+        self, batch_size: int, generator: torch.Generator | None = None
     ) -> Iterator[torch.Tensor]:
         """Yield the row indices of shuffled mini-batches (one ``randperm`` with ``generator``).
 
         For loops that need the positions too (per-item statistics, cached
         per-item targets); :meth:`batches` with ``shuffle=True`` draws the same order.
-        ``limit`` keeps the first ``limit`` rows of that order (a random sample
-        without replacement); the draw is the same with or without it.
 
         Example:
             >>> d = TensorData(torch.zeros(5, 2), torch.zeros(5, dtype=torch.long))
-            >>> [len(i) for i in d.shuffled_batches(2)], [len(i) for i in d.shuffled_batches(2, limit=3)]
-            ([2, 2, 1], [2, 1])
+            >>> [len(i) for i in d.shuffled_batches(2)]
+            [2, 2, 1]
         """
-        order = torch.randperm(len(self), generator=generator)
-        yield from order[:limit].to(self.X.device).split(batch_size)
+        yield from torch.randperm(len(self), generator=generator).to(self.X.device).split(batch_size)
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of ``(X, y)`` as numpy arrays."""

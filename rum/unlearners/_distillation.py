@@ -46,15 +46,14 @@ def frozen_logits(teacher: torch.nn.Module, X: torch.Tensor, batch_size: int = 1
 
 def teacher_batches(
     teacher: torch.nn.Module | None, data: TensorData, batch_size: int, ctx: RunContext,
-    cached: torch.Tensor | None, limit: int | None = None,
+    cached: torch.Tensor | None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One shuffled pass over ``data`` as ``(x, y, teacher logits)`` batches.
 
     ``cached`` is :func:`frozen_logits` of ``teacher`` on ``data.X``; where it
     is ``None`` (too large to keep) the frozen ``teacher`` answers each batch.
-    ``limit`` stops the pass after that many items (a fresh random sample).
     """
-    for idx in data.shuffled_batches(batch_size, ctx.generator, limit):
+    for idx in data.shuffled_batches(batch_size, ctx.generator):
         x = data.X[idx]
         if cached is not None:
             target = cached[idx]

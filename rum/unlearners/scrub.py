@@ -66,10 +66,6 @@ class SCRUB(Unlearner):
         weight_decay: L2 penalty >= 0. Default 5e-4.
         max_grad_norm: clip the gradient norm of max steps to this value
             (> 0), or ``None`` for no clipping. Default 5.0.
-        forget_per_pass: forget items per max pass, a fresh random sample each
-            pass, or ``None`` (default) for all of them. A max pass takes a step
-            per forget batch, so without a cap the ascent grows with the
-            forget set.
 
     Example:
         >>> import rum
@@ -88,7 +84,6 @@ class SCRUB(Unlearner):
         "kl_weight": [Interval(float, 0, None)],
         "forget_batch_size": [Interval(int, 1, None), NONE],
         "max_grad_norm": [Interval(float, 0, None, closed="neither"), NONE],
-        "forget_per_pass": [Interval(int, 1, None), NONE],
     }
 
     def __init__(
@@ -105,7 +100,6 @@ class SCRUB(Unlearner):
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
         max_grad_norm: float | None = 5.0,
-        forget_per_pass: int | None = None,
     ):
         self.epochs = epochs
         self.msteps = msteps
@@ -119,7 +113,6 @@ class SCRUB(Unlearner):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.max_grad_norm = max_grad_norm
-        self.forget_per_pass = forget_per_pass
 
     def validate_params(self) -> None:
         super().validate_params()
@@ -139,8 +132,7 @@ class SCRUB(Unlearner):
         T = self.temperature
         fbs = self.forget_batch_size or self.batch_size
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
-        per_pass = min(len(forget), self.forget_per_pass or len(forget))
-        max_iters = min(self.msteps, self.epochs) * -(-per_pass // fbs)
+        max_iters = min(self.msteps, self.epochs) * forget.n_batches(fbs)
         ctx.start(max_iters + self.epochs * retain.n_batches(self.batch_size))
         # the teacher never changes: its logits are computed once per set when they fit
         cached = {
@@ -151,8 +143,7 @@ class SCRUB(Unlearner):
         model.train()
         for epoch in range(self.epochs):
             if epoch < self.msteps:
-                for x, _, target in teacher_batches(teacher, forget, fbs, ctx, cached["forget"],
-                                                    self.forget_per_pass):
+                for x, _, target in teacher_batches(teacher, forget, fbs, ctx, cached["forget"]):
                     loss = -distillation_kl(logits(model, x), target, T)
                     optimise(opt, loss, ctx, max_grad_norm=self.max_grad_norm)
             for x, y, target in teacher_batches(teacher, retain, self.batch_size, ctx,
@@ -172,8 +163,7 @@ class SCRUB(Unlearner):
 
     def estimate_work(self, n_forget, n_retain):
         # one teacher forward pass per item (a third of a student step), cached across epochs
-        per_pass = n_forget if self.forget_per_pass is None else min(n_forget, self.forget_per_pass)
-        return float(min(self.msteps, self.epochs) * per_pass + self.epochs * n_retain
+        return float(min(self.msteps, self.epochs) * n_forget + self.epochs * n_retain
                      + 0.33 * (n_forget + n_retain))
 
     @classmethod

@@ -92,7 +92,6 @@ def _run_with_snapshots(u, model, forget, retain):
 @pytest.mark.parametrize("name, extra", [
     *[(n, {}) for n in rum.list_unlearners() if "epochs" in rum.get_unlearner(n)._param_names()],
     ("finetune", {"retain_per_epoch": 30}), ("neggrad+", {"retain_per_epoch": 30}),
-    ("scrub", {"forget_per_pass": 10}),
 ])
 def test_truncated_unlearners_replay_their_first_epochs_exactly(small, name, extra):
     model, forget, retain = small

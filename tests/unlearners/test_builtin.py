@@ -230,20 +230,20 @@ def _id_task(n_forget: int = 12, n_retain: int = 100):
     return model, (X[:n_forget], y[:n_forget]), (X[n_forget:], y[n_forget:])
 
 
-def _ids_trained_on(name: str, params: dict, epochs: int, forget_ids: bool = False) -> list[int]:
-    """The retain (or forget) ids in every training forward pass of a run with ``params``."""
+def _retain_ids_trained_on(name: str, params: dict, epochs: int) -> list[int]:
+    """The retain ids in every training forward pass of a run with ``retain_per_epoch=30``."""
     model, forget, retain = _id_task()
     seen: list[int] = []
 
     def record(module, inputs):
         if module.training:  # not the retain guard's evaluation passes
-            ids = inputs[0][:, 0].round().long().tolist()
-            seen.extend(i for i in ids if (i < len(forget[0])) == forget_ids)
+            seen.extend(i for i in inputs[0][:, 0].round().long().tolist() if i >= len(forget[0]))
 
     hook = model[0].register_forward_pre_hook(record)
     try:
         res = rum.unlearn(model, forget, retain, unlearner=name, epochs=epochs, batch_size=8,
-                          random_state=0, progress=False, retain_guard=None, **params)
+                          retain_per_epoch=30, random_state=0, progress=False, retain_guard=None,
+                          **params)
     finally:
         hook.remove()
     assert not state_equal(res.model, model)
@@ -252,35 +252,11 @@ def _ids_trained_on(name: str, params: dict, epochs: int, forget_ids: bool = Fal
 
 @pytest.mark.parametrize("name, params", _RETAIN_EPOCH_CASES)
 def test_retain_per_epoch_trains_on_that_many_distinct_retain_items_drawn_afresh_each_epoch(name, params):
-    params = {**params, "retain_per_epoch": 30}
-    one = _ids_trained_on(name, params, epochs=1)
+    one = _retain_ids_trained_on(name, params, epochs=1)
     assert len(one) == 30 and len(set(one)) == 30  # 30 of the 100 retain items, none twice
-    three = _ids_trained_on(name, params, epochs=3)
+    three = _retain_ids_trained_on(name, params, epochs=3)
     assert len(three) == 90 and len(set(three)) > 30  # each epoch draws its own sample
     assert all(len(set(three[i:i + 30])) == 30 for i in (0, 30, 60))
-
-
-def test_scrub_max_passes_take_forget_per_pass_distinct_items_drawn_afresh_each_pass():
-    params = {"msteps": 3, "forget_batch_size": 2, "forget_per_pass": 5}
-    seen = _ids_trained_on("scrub", params, epochs=3, forget_ids=True)  # 12 forget items
-    assert len(seen) == 15 and all(len(set(seen[i:i + 5])) == 5 for i in (0, 5, 10))
-    assert len(set(seen)) > 5
-    everything = _ids_trained_on("scrub", {**params, "forget_per_pass": None}, epochs=3, forget_ids=True)
-    assert len(everything) == 36
-
-
-def test_scrub_forget_per_pass_that_covers_the_forget_set_is_the_uncapped_run_exactly():
-    model, forget, retain = _id_task()
-    kw = dict(unlearner="scrub", epochs=2, msteps=2, forget_batch_size=4, random_state=0,
-              progress=False)
-    full = rum.unlearn(model, forget, retain, **kw).model
-    assert state_equal(rum.unlearn(model, forget, retain, forget_per_pass=12, **kw).model, full)
-    assert not state_equal(rum.unlearn(model, forget, retain, forget_per_pass=6, **kw).model, full)
-    u = rum.get_unlearner("scrub")
-    assert u(forget_per_pass=6).estimate_work(12, 100) < u().estimate_work(12, 100)
-    assert u(forget_per_pass=12).estimate_work(12, 100) == u().estimate_work(12, 100)
-    with pytest.raises(InvalidParameterError, match="'forget_per_pass'"):
-        u(forget_per_pass=0).validate_params()
 
 
 @pytest.mark.parametrize("name, params", _RETAIN_EPOCH_CASES)
