@@ -210,6 +210,20 @@ def test_auto_trials_keep_only_epochs_the_retain_guard_lets_through(small, score
     assert calls == [0.5 + e / 100 for e in range(1, len(calls) + 1)]
 
 
+def test_auto_with_capped_repair_epochs_keeps_the_cap_and_replays_to_its_model(digits):
+    from rum.planner.auto import AUTO_REPAIR
+
+    repair = [(name, {**params, "retain_per_epoch": 300}) for name, params in AUTO_REPAIR]
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                      unlearners={"repair": repair})
+    (step,) = [s for s in res.plan.steps if s.group == -1]  # the demo scenario keeps a repair
+    assert step.params["retain_per_epoch"] == 300
+    replay = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0)
+    assert state_equal(replay.model, res.model)
+    # each capped repair epoch takes 300 / 64 -> 5 optimizer steps, not a pass over the retain set
+    assert res.steps[-1].iterations == 5 * step.params["epochs"]
+
+
 def test_auto_searches_only_the_candidates_it_is_given(small):
     model, forget, retain = small
     res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
