@@ -250,3 +250,18 @@ def test_optional_methods_run_only_when_named_and_cap_every_repair_candidate(cap
     with pytest.raises(SystemExit):
         rum_suite.main(["--methods", "auto,auto:repair-9999", "--no-write"])
     assert "auto:repair-8192" in capsys.readouterr().err  # named among the choices
+
+
+def test_the_prepared_device_check_is_valid_bash_and_names_known_scenarios_and_methods():
+    import pathlib
+    import re
+    import subprocess
+
+    script = pathlib.Path(rum_suite.__file__).with_name("device_check.sh")
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    scenarios = re.search(r'SCENARIOS:-([^}]+)}', text).group(1).split(",")
+    methods = re.search(r'METHODS:-([^}]+)}', text).group(1).split(",")
+    assert set(scenarios) <= set(rum_suite.SCENARIOS)
+    assert set(methods) <= set(rum_suite.methods(False)) | set(rum_suite.optional_methods())
+    assert "--scale large" in text and '"${DEVICE:-cuda}"' in text
