@@ -136,13 +136,23 @@ def retain_sample_size(n_forget: int, retain: TensorData | None, ratio: float) -
     return min(len(retain), int(round(ratio * n_forget)))
 
 
+def epoch_retain_size(n_retain: int, cap: int | None) -> int:
+    """How many retain items one epoch takes with ``retain_per_epoch=cap``.
+
+    Example:
+        >>> epoch_retain_size(1000, None), epoch_retain_size(1000, 300), epoch_retain_size(200, 300)
+        (1000, 300, 200)
+    """
+    return n_retain if cap is None else min(n_retain, cap)
+
+
 def epoch_retain(retain: TensorData, cap: int | None, ctx: RunContext) -> TensorData:
     """The retain items of one epoch: all of them, or ``cap`` drawn afresh without replacement.
 
     Nothing is drawn (the generator is not advanced) when ``cap`` is ``None``
     or covers the whole retain set, so such a run is the uncapped run exactly.
     """
-    if cap is None or cap >= len(retain):
+    if epoch_retain_size(len(retain), cap) == len(retain):
         return retain
     pick = torch.randperm(len(retain), generator=ctx.generator)[:cap]
     return retain.subset(pick.to(retain.device))

@@ -11,6 +11,7 @@ from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cross_entropy,
     epoch_retain,
+    epoch_retain_size,
     logits,
     make_optimizer,
     optimise,
@@ -100,8 +101,7 @@ class Finetune(Unlearner):
 
     def estimate_work(self, n_forget, n_retain):
         per_batch = 1 + self.forget_batch_size / self.batch_size if self._anchored(n_forget) else 1
-        n = n_retain if self.retain_per_epoch is None else min(n_retain, self.retain_per_epoch)
-        return float(self.epochs * n * per_batch)
+        return float(self.epochs * epoch_retain_size(n_retain, self.retain_per_epoch) * per_batch)
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
@@ -115,7 +115,7 @@ class Finetune(Unlearner):
                 teacher_batches(frozen, forget, self.forget_batch_size, ctx, snapshot)
                 for _ in itertools.count()
             )
-        per_epoch = min(len(retain), self.retain_per_epoch or len(retain))
+        per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
         ctx.start(self.epochs * -(-per_epoch // self.batch_size))
         model.train()
         for _ in range(self.epochs):

@@ -7,6 +7,7 @@ from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cycle_batches,
     epoch_retain,
+    epoch_retain_size,
     make_optimizer,
     mixes_batch,
     optimise,
@@ -83,13 +84,13 @@ class NegGradPlus(Unlearner):
 
     def estimate_work(self, n_forget, n_retain):
         fb = self.forget_batch_size or self.batch_size
-        n = n_retain if self.retain_per_epoch is None else min(n_retain, self.retain_per_epoch)
+        n = epoch_retain_size(n_retain, self.retain_per_epoch)
         return float(self.epochs * (n + -(-n // self.batch_size) * fb))
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
-        per_epoch = min(len(retain), self.retain_per_epoch or len(retain))
+        per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
         ctx.start(self.epochs * -(-per_epoch // self.batch_size))
         joint = not mixes_batch(model)  # one forward pass for both batches where that is exact
         model.train()
