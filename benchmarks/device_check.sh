@@ -46,6 +46,6 @@ python3 -m benchmarks.rum_suite --tasks mnist1d --scale large --device "${DEVICE
 suite_rc=${PIPESTATUS[0]}
 
 cp docs/benchmarks.md "$OUT/" 2>/dev/null
-cp benchmarks/.cache/rows_*.json "$OUT/" 2>/dev/null
+cp benchmarks/results/rows_*.json "$OUT/" 2>/dev/null
 echo "tests: $tests_rc, suite: $suite_rc" | tee "$OUT/status.log"
 [ "$suite_rc" = 0 ]

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.rum_suite import CACHE, SCENARIOS, ci, run_task, time_ratio
+from benchmarks.rum_suite import RESULTS, SCENARIOS, ci, run_task, time_ratio
 
 #: Row label -> ``rum.unlearn`` arguments (resolved by :func:`benchmarks.rum_suite.with_memorization`).
 SOURCES = {
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> str:
     )
     if not args.no_write:
         write_section("memorization-sources", text)
-        CACHE.mkdir(exist_ok=True)
-        (CACHE / "rows_memorization-sources.json").write_text(json.dumps(rows, default=str))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "rows_memorization-sources.json").write_text(json.dumps(rows, default=str))
     print(text)
     return text
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.plots      # after python -m benchmarks.rum_suite
 
-Reads ``benchmarks/.cache/rows_rum-suite-*.json``, writes
+Reads ``benchmarks/results/rows_rum-suite-*.json``, writes
 ``docs/img/rum-suite-<task>.png`` and a ``rum-suite-plots`` section of
 docs/benchmarks.md that shows them.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._report import write_section
-from benchmarks.rum_suite import CACHE, DEFAULT_SEEDS, SCENARIOS
+from benchmarks.rum_suite import DEFAULT_SEEDS, RESULTS, SCENARIOS
 from benchmarks.tasks import TASKS
 
 IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -80,7 +80,7 @@ def summary_section(rows: list[dict]) -> str:
     )
 
 
-def full_runs(cache: Path = CACHE) -> list[Path]:
+def full_runs(cache: Path = RESULTS) -> list[Path]:
     """The rows files of full small runs (``rows_rum-suite-<task>[-<task>...].json``).
 
     The quick, large and partial runs save rows too, under names of their own;
@@ -102,8 +102,11 @@ def main() -> None:
             plot_task([r for r in rows if r["task"] == task], task, out)
             lines.append(f"![ToW per scenario on {task}](img/{out.name})\n")
             print("wrote", out)
-    if all_rows:
-        write_section("rum-suite-summary", summary_section(all_rows))
+    if not all_rows:
+        print(f"no rows of a full suite run in {RESULTS}: run python -m benchmarks.rum_suite "
+              "(or one task of it, --tasks <task>) first; nothing was written")
+        return
+    write_section("rum-suite-summary", summary_section(all_rows))
     if lines:
         write_section(
             "rum-suite-plots",

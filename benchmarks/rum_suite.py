@@ -8,6 +8,9 @@
 
 A quick, large or partial (``--scenarios``, ``--methods``) run writes a
 section of docs/benchmarks.md of its own and never replaces the full run's.
+Every run also saves its rows in ``benchmarks/results/rows_<section>.json``
+(commit them with the tables: ``python -m benchmarks.plots`` re-makes the
+summary and figures from the full runs' rows).
 The ``mem-*`` scenarios need Feldman-Zhang memorization (``--fz-runs``
 retrains per seed, cached in ``benchmarks/.cache``); a run without them skips
 that cost.
@@ -43,6 +46,9 @@ import rum
 from benchmarks.tasks import LARGE_TASKS, TASKS, Task, load_task, train
 
 CACHE = Path(__file__).resolve().parent / ".cache"
+#: Where a run saves its rows (one JSON file per docs section), committed beside the
+#: tables they make, so that the summary and figures can be re-made without re-running.
+RESULTS = Path(__file__).resolve().parent / "results"
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 #: A second retrain with another seed, scored against the oracle: how close two retrains get.
@@ -433,8 +439,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     if not args.no_write:
         section = args.section or default_section(args, tasks)
         write_section(section, text)
-        CACHE.mkdir(exist_ok=True)
-        (CACHE / f"rows_{section}.json").write_text(json.dumps(rows, default=str))
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"rows_{section}.json").write_text(json.dumps(rows, default=str))
     print(text)
     return text
 
