@@ -13,8 +13,9 @@
 #   python3 -m pip download --no-deps --only-binary=:all: -d .whl mnist1d==0.0.2.post1
 #
 # Environment (defaults sized to end within about 8 minutes): TESTS_S (seconds for the test
-# suite, 0 skips it), DEVICE (default cuda), SEEDS, SCENARIOS, METHODS, SECTION. Logs, docs/benchmarks.md with the
-# new section, and the suite's rows land in $OUT (default ./device_out).
+# suite, 0 skips it), DEVICE (default cuda), SEEDS, SCENARIOS, METHODS, SECTION. Logs,
+# docs/benchmarks.md with the new section, and the suite's rows land in $OUT (default
+# ./device_out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device_out}
