@@ -96,7 +96,11 @@ def plan(
             ``"auto"`` the candidates to try on every group (one or a list), or
             ``{"candidates": [...], "repair": [...] or None}`` (repair candidates
             are fallbacks: the first that improves the search score is kept).
-        budget: for ``"auto"``: the search's time limit in seconds.
+        budget: for ``"auto"``: the search's time limit in seconds (the
+            reference included). Each stage gets an even share of the time
+            left, the repair whatever remains; a trial stops after the epoch
+            running at its stage's deadline and keeps its best epoch so far.
+            ``result.search`` says which stages the budget cut short.
         target: for ``"auto"``: what its search aims each group's forget
             accuracy at. ``None`` (default, :data:`rum.planner.auto.AUTO_TARGET`):
             what a two-epoch retrain on the retain set gets right, rescaled to a

@@ -14,6 +14,11 @@ def _score(value) -> float:
     return math.inf if value is None else float(value)
 
 
+def _stages(stages) -> str:
+    """Stage ids as printed: group numbers, ``repair`` for -1."""
+    return ", ".join("repair" if g == -1 else f"group {g}" for g in stages)
+
+
 @dataclass(frozen=True)
 class Trial:
     """One candidate unlearner tried on one stage of the search.
@@ -71,6 +76,10 @@ class SearchReport:
         seconds: the search's time, the target included.
         on_target: the stages (groups, ``-1`` for the repair) where doing
             nothing already scored 0: no candidate can score lower, so none ran.
+        budget: the search's time limit in seconds (``budget=``), or ``None``.
+        cut: the stages (groups, ``-1`` for the repair) where the budget
+            stopped a trial before its length or patience did, or left a
+            candidate untried. A reference it stopped has ``"cut": True``.
 
     Example:
         >>> import rum
@@ -89,6 +98,8 @@ class SearchReport:
     target_accuracy: float = float("nan")
     seconds: float = 0.0
     on_target: tuple[int, ...] = ()
+    budget: float | None = None
+    cut: tuple[int, ...] = ()
 
     def summary(self) -> str:
         """One line: where the target came from, what it asked for, what the search cost."""
@@ -108,8 +119,11 @@ class SearchReport:
             )
         skipped = ""
         if self.on_target:
-            names = ", ".join("repair" if g == -1 else str(g) for g in self.on_target)
-            skipped = f"; already on target, not searched: group(s) {names}"
+            skipped = f"; already on target, not searched: {_stages(self.on_target)}"
+        if self.budget is not None:
+            cut = [*(["reference"] if ref.get("cut") else []), _stages(self.cut)]
+            cut = ", ".join(c for c in cut if c)
+            skipped += f"; budget {self.budget:.3g}s" + (f", cut short: {cut}" if cut else ", not reached")
         return (
             f"auto search: {len(self.trials)} trial(s) in {self.seconds:.2f}s, aiming at forget "
             f"accuracy {fmt(self.target_accuracy, 3)}; target from {source}{skipped}"
@@ -136,6 +150,8 @@ class SearchReport:
             "target_accuracy": jsonable(self.target_accuracy),
             "seconds": self.seconds,
             "on_target": list(self.on_target),
+            "budget": self.budget,
+            "cut": list(self.cut),
         }
 
     @classmethod
@@ -148,4 +164,6 @@ class SearchReport:
             target_accuracy=float("nan") if acc is None else float(acc),
             seconds=float(d.get("seconds", 0.0)),
             on_target=tuple(int(g) for g in d.get("on_target", ())),
+            budget=None if d.get("budget") is None else float(d["budget"]),
+            cut=tuple(int(g) for g in d.get("cut", ())),
         )

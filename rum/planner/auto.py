@@ -45,6 +45,9 @@ are fallbacks, not rivals. They run in order and the first that improves J
 on doing nothing is kept without trying the rest. Where no group step was
 kept, candidates with an ``anchor`` are skipped: they would hold the forget
 items at the original model's predictions.
+With ``budget=`` the reference and each stage get an even share of the time
+left (:func:`stage_deadline`), and a trial stops after the epoch it is running
+at its stage's deadline, keeping its best epoch so far.
 Every trial runs under the executor's retain guard (``retain_guard`` of
 :func:`rum.unlearn`): an epoch count after which the executor would undo the
 step is never kept, and a trial stops where the executor would stop the step.
@@ -92,6 +95,7 @@ __all__ = [
     "parse_target",
     "reference_batch_size",
     "reference_targets",
+    "stage_deadline",
     "target_accuracy",
 ]
 
@@ -146,6 +150,27 @@ AUTO_TARGET_MIN_STEPS = 10
 AUTO_TARGET_MIN_PROGRESS = 0.5
 #: A trial stops once this many epochs in a row have not improved its best score.
 AUTO_PATIENCE = 2
+
+#: The clock behind ``budget=`` (a module attribute, so tests can drive it).
+_clock = time.perf_counter
+
+
+def stage_deadline(now: float, end: float | None, stages_left: int) -> float | None:
+    """When a stage of a budgeted search must stop: ``now`` plus an even share of the time
+    left until ``end`` among the ``stages_left`` stages still to run (this one included).
+
+    A stage that finishes early leaves its unused time to the stages after it, so the
+    last stage (the repair) gets whatever is left. ``end`` ``None`` means no budget.
+
+    Example:
+        >>> stage_deadline(10.0, 18.0, 4), stage_deadline(10.0, 18.0, 1)
+        (12.0, 18.0)
+        >>> stage_deadline(20.0, 18.0, 2), stage_deadline(0.0, None, 3) is None
+        (20.0, True)
+    """
+    if end is None:
+        return None
+    return now + max(0.0, end - now) / max(1, stages_left)
 
 
 def _spec_list(value, argument: str, example: str = "['random-label', 'scrub']") -> tuple:
@@ -268,6 +293,7 @@ def reference_targets(
     seed: int,
     n_classes: int,
     k: int = 20,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Per forget item, a target from a short retrain (``reference``) that never saw it.
 
@@ -285,7 +311,9 @@ def reference_targets(
     which items are hard: once its accuracy on the slice, after any epoch or at
     the end, covers less than :data:`AUTO_TARGET_MIN_PROGRESS` of the way from
     chance (``1 / n_classes``) to ``a``, it stops and the targets are ``None``
-    (the caller falls back to :func:`neighbour_targets`).
+    (the caller falls back to :func:`neighbour_targets`). Past ``deadline``
+    (a ``_clock`` time) it stops after the epoch that is running and is
+    judged as it stands (``"cut": True`` in the info).
 
     Returns the targets and ``{"expected": a, "reference_accuracy": b,
     "epochs": ..., "scale": a / b, "seconds": ...}`` (no ``scale`` when the
@@ -305,8 +333,13 @@ def reference_targets(
     def too_weak(acc: float) -> bool:
         return acc - chance < AUTO_TARGET_MIN_PROGRESS * (expected - chance)
 
+    cut = {"cut": False}
+
     def on_epoch_end(epoch: int, m: torch.nn.Module) -> bool:
-        return too_weak(val_accuracy(m))
+        if too_weak(val_accuracy(m)):
+            return True
+        cut["cut"] = deadline is not None and _clock() >= deadline
+        return cut["cut"]
 
     work = copy.deepcopy(model)
     with seeded(seed, device) as gen:
@@ -317,6 +350,8 @@ def reference_targets(
     val_acc = val_accuracy(work)
     info = {"expected": expected, "reference_accuracy": val_acc, "epochs": ctx.epochs_done,
             "seconds": time.perf_counter() - t0}
+    if cut["cut"] and ctx.epochs_done < reference.get_params().get("epochs", ctx.epochs_done + 1):
+        info["cut"] = True
     if too_weak(val_acc):
         return None, info
     correct = (predict_logits(work, forget.X).argmax(1) == forget.y.cpu()).double().numpy()
@@ -465,15 +500,19 @@ def _anchored(u: Unlearner) -> bool:
     return isinstance(anchor, numbers.Real) and not isinstance(anchor, bool) and anchor > 0
 
 
-def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=None) -> dict:
+def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=None,
+           deadline: float | None = None) -> dict:
     """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort.
 
     ``guard`` is the executor's retain guard (:class:`rum._guard.RetainGuard`): an
     epoch count it would undo is never kept, and the trial stops where the executor
-    would stop the step, so that the plan replays to the searched model.
+    would stop the step, so that the plan replays to the searched model. Past
+    ``deadline`` (a ``_clock`` time) the trial stops after the epoch that is running
+    and keeps its best epoch so far (``"cut": True`` when it would have gone on).
     """
     work = copy.deepcopy(model)
-    best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None}
+    best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None,
+            "cut": False}
     trend = {"score": np.inf, "epochs": 0}  # the best score of any epoch, kept or not
     t0 = time.perf_counter()
     guarded = guard is not None and guard.data is not None and not u.tags.exact
@@ -489,17 +528,21 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
         # the guard sees every epoch, as in the executor (its verdict depends on the last one)
         if guarded and guard.on_epoch_end(epoch, m):
             return True  # the executor stops and undoes the step here, whatever its length
-        if u.truncated(epoch) is None:  # this epoch count cannot be replayed exactly
-            return False
-        s = score_fn(m, guard.last if guarded else None)  # the guard measured the same slice
-        if s < trend["score"] - 1e-9:
-            trend.update(score=s, epochs=epoch)
-        # a step of this length that the guard would undo is not kept, but its score still
-        # counts as progress: a step can dip below the guard's limit and climb back
-        if s < best["score"] - 1e-9 and not (guarded and guard.hit):
-            snapshot(s, epoch, m)
-        # later epochs cannot change the first ones, so stopping keeps the replay exact
-        return epoch - trend["epochs"] >= AUTO_PATIENCE
+        if u.truncated(epoch) is not None:  # else this epoch count cannot be replayed exactly
+            s = score_fn(m, guard.last if guarded else None)  # the guard measured the same slice
+            if s < trend["score"] - 1e-9:
+                trend.update(score=s, epochs=epoch)
+            # a step of this length that the guard would undo is not kept, but its score still
+            # counts as progress: a step can dip below the guard's limit and climb back
+            if s < best["score"] - 1e-9 and not (guarded and guard.hit):
+                snapshot(s, epoch, m)
+            # later epochs cannot change the first ones, so stopping keeps the replay exact
+            if epoch - trend["epochs"] >= AUTO_PATIENCE:
+                return True
+        if deadline is not None and _clock() >= deadline:
+            best["cut"] = epoch < u.get_params().get("epochs", epoch + 1)
+            return True
+        return False
 
     with seeded(ctx_kwargs["seed"], ctx_kwargs["device"]) as gen:
         ctx = RunContext(generator=gen, on_epoch_end=on_epoch_end, **ctx_kwargs)
@@ -538,8 +581,15 @@ def auto_search(
     searched model, and the targets and each kept step's effort.
 
     ``model`` is modified in place (pass a private copy). ``budget`` caps the
-    search time in seconds (computing the targets included): once spent,
-    remaining groups keep the model as it is. ``target`` is the exact
+    search time in seconds, computing the targets included. The reference and
+    each stage (every group, then the repair) may use an even share of the
+    time left (:func:`stage_deadline`), so time a stage does not use passes on
+    to the next ones and the repair gets all that is left. At its deadline a
+    trial stops after the epoch that is running and keeps its best epoch so
+    far, and no further candidate of that stage starts; a stage reached with
+    no time left keeps the model as it is. The search can overrun the budget
+    by about one epoch of the trial that is running (a step that is not
+    epoch-based runs to its end). ``target`` is the exact
     unlearner that trains the reference of :func:`reference_targets` (from
     :func:`parse_target`); ``None`` uses :func:`neighbour_targets`. Every trial
     runs under the executor's ``retain_guard``, so a step it would undo is never kept.
@@ -549,13 +599,17 @@ def auto_search(
     candidates = AUTO_CANDIDATES if candidates is None else candidates
     repair = AUTO_REPAIR if repair is None else repair
     t0 = time.perf_counter()
+    end = None if budget is None else _clock() + budget
     from rum.profiler.memorization import N_NEIGHBORS
 
+    groups = [s.group for s in profile.summary]
+    stages_left = len(groups) + (1 if repair else 0)  # each gets a share of what is left
     val_idx = holdout_indices(len(retain), seed, holdout)
     targets, target_info = None, {"target": "neighbors"}
     if target is not None and len(retain) > len(val_idx):
         targets, ref_info = reference_targets(target, model, forget, retain, val_idx, device=device,
-                                              seed=seed, n_classes=n_classes, k=k)
+                                              seed=seed, n_classes=n_classes, k=k,
+                                              deadline=stage_deadline(_clock(), end, stages_left + 1))
         target_info = {"target": "neighbors" if targets is None else repr(target),
                        "reference": {"unlearner": repr(target), **ref_info}}
     if targets is None and profile.scorers.get("memorization") == "neighbors" and k == N_NEIGHBORS:
@@ -566,18 +620,20 @@ def auto_search(
     guard = RetainGuard(model, retain, retain_guard, seed)
     scorer = _Scorer(model, forget, targets, profile.groups,
                      guard_slice(retain, seed) if guard.data is None else guard.data)
-    groups = [s.group for s in profile.summary]
     max_steps = len(groups) + 1
     seeds = step_seeds(seed, max_steps)
     steps: list[Step] = []
     trials: list[Trial] = []
     on_target: list[int] = []  # stages where doing nothing already scored 0: none searched
+    cut: list[int] = []  # stages the budget cut short
     done: list[int] = []
     efforts: list[dict] = []  # per chosen step: seconds, iterations and last loss of its trial
 
     def run_stage(group: int, indices: np.ndarray, specs: Sequence, done_now: list[int],
                   first_improvement: bool = False) -> None:
-        nonlocal model
+        nonlocal model, stages_left
+        deadline = stage_deadline(_clock(), end, stages_left)
+        stages_left -= 1
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
         if base <= 0.0:  # no score is below 0, and a candidate is kept only if it scores lower
@@ -585,15 +641,18 @@ def auto_search(
             return
         best: tuple = (base, None, None, None)  # score, unlearner, trial record, trial index
         for spec in specs:
-            if budget is not None and time.perf_counter() - t0 > budget:
-                break
             if first_improvement and best[1] is not None:
+                break
+            if deadline is not None and _clock() >= deadline:
+                cut.append(group)  # candidates left untried
                 break
             u = as_unlearner(spec, "auto candidate")
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
             rec = _trial(u, model, forget_i, retain, ctx_kwargs,
-                         lambda m, retain_acc: scorer(m, done_now, retain_acc), guard)
+                         lambda m, retain_acc: scorer(m, done_now, retain_acc), guard, deadline)
+            if rec["cut"]:
+                cut.append(group)
             trials.append(Trial(group, type(u).name or type(u).__name__, u.get_params(),
                                 rec["epochs"], float(rec["score"]), float(base),
                                 time.perf_counter() - t))
@@ -624,7 +683,8 @@ def auto_search(
     aimed = target_accuracy(targets, profile.groups)
     seconds = time.perf_counter() - t0
     report = SearchReport(tuple(trials), target_info["target"], target_info.get("reference", {}),
-                          aimed, seconds, on_target=tuple(on_target))
+                          aimed, seconds, on_target=tuple(on_target), budget=budget,
+                          cut=tuple(dict.fromkeys(cut)))
     plan = Plan(tuple(steps), policy="auto", n_forget=len(profile), search=report)
     return plan, model, {"targets": targets, "efforts": efforts, **target_info,
                          "target_accuracy": aimed}

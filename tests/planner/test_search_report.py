@@ -133,10 +133,10 @@ def test_a_stage_already_on_target_is_not_searched(digits):
     assert plan.search.on_target == (0,)
     assert {t.group for t in plan.search.trials} >= {1} and 0 not in {t.group for t in plan.search.trials}
     assert 0 not in {s.group for s in plan.steps}
-    assert "already on target, not searched: group(s) 0" in plan.search.summary()
+    assert "already on target, not searched: group 0" in plan.search.summary()
     assert SearchReport.from_dict(plan.search.to_dict()) == plan.search
     # every stage on target: no trial at all, and the plan does nothing
     plan = search(np.ones(n))
     assert plan.search.on_target == (0, 1, -1) and plan.search.trials == ()
     assert [s.unlearner for s in plan.steps] == ["noop"]
-    assert "group(s) 0, 1, repair" in plan.search.summary()
+    assert "not searched: group 0, group 1, repair" in plan.search.summary()
