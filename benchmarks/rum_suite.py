@@ -180,14 +180,35 @@ def optional_methods() -> dict[str, dict]:
 
     ``auto:repair-<n>`` is auto with its repair candidates' epochs capped at ``n``
     retain items (``retain_per_epoch``), the lever for a large retain set.
+    ``auto:budget-<f>x`` is auto with ``budget=`` set to ``f`` times the retrain
+    oracle's seconds in the same run (:func:`with_budget`): what a user who knows
+    their retrain time would give.
     """
     from rum.planner.auto import AUTO_REPAIR
 
     return {
-        f"auto:repair-{n}": {"policy": "auto", "unlearners": {"repair": [
+        **{f"auto:repair-{n}": {"policy": "auto", "unlearners": {"repair": [
             (name, {**params, "retain_per_epoch": n}) for name, params in AUTO_REPAIR]}}
-        for n in (4096, 8192)
+           for n in (4096, 8192)},
+        **{f"auto:budget-{f}x": {"policy": "auto", BUDGET_VS_RETRAIN: f} for f in (0.1, 0.2)},
     }
+
+
+#: Key of a suite method whose ``budget=`` is that fraction of the retrain oracle's seconds.
+BUDGET_VS_RETRAIN = "budget_vs_retrain"
+
+
+def with_budget(kw: dict, retrain_seconds: float) -> dict:
+    """A method's ``rum.unlearn`` arguments with a budget relative to retraining resolved.
+
+    Example:
+        >>> with_budget({"policy": "auto", "budget_vs_retrain": 0.2}, 10.0)
+        {'policy': 'auto', 'budget': 2.0}
+    """
+    if BUDGET_VS_RETRAIN not in kw:
+        return kw
+    out = {k: v for k, v in kw.items() if k != BUDGET_VS_RETRAIN}
+    return {**out, "budget": kw[BUDGET_VS_RETRAIN] * retrain_seconds}
 
 
 def ci(values: list[float]) -> tuple[float, float]:
@@ -237,7 +258,8 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = rum.unlearn(task.model, forget, retain, random_state=run_seed, device=device,
-                                      progress=False, **with_memorization(kw, task, mem, idx))
+                                      progress=False,
+                                      **with_budget(with_memorization(kw, task, mem, idx), t_re))
                 rep = rum.evaluate(res.model, forget_set=forget, retain_set=retain, test_set=test,
                                    reference=oracle.model)
                 t = res.timings

@@ -252,6 +252,12 @@ def test_optional_methods_run_only_when_named_and_cap_every_repair_candidate(cap
     assert "auto:repair-8192" in capsys.readouterr().err  # named among the choices
 
 
+def test_a_budget_relative_to_retraining_becomes_seconds_for_rum():
+    kw = rum_suite.optional_methods()["auto:budget-0.2x"]
+    assert rum_suite.with_budget(kw, 12.5) == {"policy": "auto", "budget": 2.5}
+    assert rum_suite.with_budget({"policy": "auto"}, 12.5) == {"policy": "auto"}
+
+
 def test_the_prepared_device_check_is_valid_bash_and_names_known_scenarios_and_methods():
     import pathlib
     import re
