@@ -193,6 +193,16 @@ def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     assert "auto search:" in text and "do nothing" in text and "kept" in text
 
 
+def test_plan_auto_takes_a_budget_option(files, digits, capsys):
+    plan_path = files / "budget_plan.json"
+    # a budget spent before any stage starts: the plan does nothing, and its report says why
+    assert main(["plan", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
+                 "auto", "-o", "budget=1e-9", "--device", "cpu", "--out", str(plan_path)]) == 0
+    assert "budget 1e-09s, cut short: reference" in capsys.readouterr().out
+    plan = rum.Plan.load(plan_path)
+    assert [s.unlearner for s in plan.steps] == ["noop"] and plan.search.budget == 1e-9
+
+
 def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys):
     prof_path, plan_path, out = files / "profile.json", files / "plan.json", files / "planned.pt"
     assert main(["profile", *model_args(files), *data_args(files, "forget", "retain"),
