@@ -15,6 +15,7 @@ from rum.executor import (
     GUARD_CONSTRAINT,
     RETAIN_GUARD,
     UnlearnResult,
+    _progress_enabled,
     result_from_search,
     run_plan,
 )
@@ -89,7 +90,8 @@ def unlearn(
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         random_state: seed; the same seed gives bit-identical weights on the CPU.
             ``None`` draws one, recorded in ``result.seed``.
-        progress: show a progress bar per step; ``None`` shows one only on a terminal.
+        progress: show a progress bar per step (and one for ``policy="auto"``'s search);
+            ``None`` shows them only on a terminal.
         retain_guard: undo a step after which the model has lost more than this
             fraction of its retain accuracy above the majority-class rate
             (measured on up to 1,024 retain items; default 0.5, so a step that
@@ -149,7 +151,7 @@ def unlearn(
     t1 = time.perf_counter()
     n_retain = 0 if prep.retain is None else len(prep.retain)
     if plan_options.get("policy") == "auto":
-        the_plan, searched, info = _auto_plan(prep, prof, plan_options, retain_guard)
+        the_plan, searched, info = _auto_plan(prep, prof, plan_options, retain_guard, progress)
         return result_from_search(
             the_plan, searched, prep.model, prep.forget, prep.retain, profile=prof,
             efforts=info["efforts"], target_accuracy=info["target_accuracy"],
@@ -175,7 +177,7 @@ def unlearn(
 
 
 def _auto_plan(prep: _Prepared, prof: Any, options: dict,
-               retain_guard: float | None = RETAIN_GUARD) -> tuple:
+               retain_guard: float | None = RETAIN_GUARD, progress: bool | None = None) -> tuple:
     """Run the auto policy's search on a copy of the model: (plan, searched model, search info).
 
     Shared by :func:`unlearn` and :func:`rum.plan`; every check runs before the search.
@@ -213,5 +215,6 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict,
         budget=options.get("budget"),
         target=parse_target(options.get("target"), prep.model, len(prep.retain)),
         retain_guard=retain_guard,
+        progress=_progress_enabled(progress),
     )
     return dataclasses.replace(found, n_retain=len(prep.retain)), searched, info

@@ -330,7 +330,8 @@ def _plan_auto(args: argparse.Namespace, plan_options: dict, profile_options: di
     model, forget, retain, prof = _profiled_inputs(args, profile_options)
     the_plan = rum.plan(prof, model=model, forget_set=forget, retain_set=retain,
                         random_state=args.seed, device=args.device,
-                        retain_guard=_guard_value(args.retain_guard), **plan_options)
+                        retain_guard=_guard_value(args.retain_guard),
+                        progress=False if (args.no_progress or args.json) else None, **plan_options)
     _emit(the_plan, args, "plan")
     if not args.json:
         print(f"\n{the_plan.search}")
@@ -559,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--retain-guard", default="0.5", metavar="FRACTION|none",
                      help="with --policy auto, the retain guard its search runs under, as in "
                           "`rum run --retain-guard` (default 0.5); replay the plan with the same value")
+    pln.add_argument("--no-progress", action="store_true", help="with --policy auto, hide its search's progress bar")
     pln.add_argument("--policy", default=None, help="planning policy (see rum.plan); default: rum.plan's")
     pln.add_argument("--unlearners", metavar="NAME|JSON", default=None,
                      help="unlearner for every group (a name), a JSON [name, params] pair, a JSON "

@@ -73,6 +73,7 @@ def plan(
     retain_set: Any = None,
     device: Any = "auto",
     retain_guard: float | None = RETAIN_GUARD,
+    progress: bool | None = None,
 ) -> Plan:
     """Turn a profile into an ordered plan of unlearning steps, without running it.
 
@@ -124,6 +125,8 @@ def plan(
             under (as in :func:`rum.unlearn`; ``None`` turns it off). Give
             :func:`rum.execute` the same value and it replays the plan to the
             searched model.
+        progress: for ``"auto"``: show a progress bar for its search; ``None``
+            shows one only on a terminal.
 
     Example:
         >>> import numpy as np, rum
@@ -167,6 +170,7 @@ def plan(
             {"budget": budget, "unlearners": unlearners, "retain_policy": retain_policy,
              "target": target},
             retain_guard,
+            progress,
         )
         steps, n_retain, search = found.steps, n_retain or found.n_retain, found.search
         name = "auto"

@@ -173,6 +173,39 @@ def stage_deadline(now: float, end: float | None, stages_left: int) -> float | N
     return now + max(0.0, end - now) / max(1, stages_left)
 
 
+class _SearchBar:
+    """The search's progress bar: a tick per stage (the reference, each group, the repair),
+    the candidate running and its last epoch's score; nothing at all when ``show`` is false."""
+
+    def __init__(self, show: bool, total: int, end: float | None):
+        self.bar, self.end = None, end
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="auto search", unit="stage", leave=True)
+
+    def trial(self, stage: str, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"auto search: {stage}, {name}")
+
+    def epoch(self, epoch: int, score: float) -> None:
+        if self.bar is not None:
+            post = {"epoch": epoch, "score": f"{score:.4f}"}
+            if self.end is not None:
+                post["budget left"] = f"{max(0.0, self.end - _clock()):.1f}s"
+            self.bar.set_postfix(post)
+
+    def stage_done(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.set_description("auto search")
+            self.bar.set_postfix_str("")
+            self.bar.close()
+
+
 def _spec_list(value, argument: str, example: str = "['random-label', 'scrub']") -> tuple:
     """One spec or a list of specs as a tuple of :class:`Unlearner` instances (validated).
 
@@ -501,7 +534,7 @@ def _anchored(u: Unlearner) -> bool:
 
 
 def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=None,
-           deadline: float | None = None) -> dict:
+           deadline: float | None = None, on_score=None) -> dict:
     """Run ``u`` on a copy of ``model``; return its best epoch's score, epochs, state, effort.
 
     ``guard`` is the executor's retain guard (:class:`rum._guard.RetainGuard`): an
@@ -509,6 +542,7 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
     would stop the step, so that the plan replays to the searched model. Past
     ``deadline`` (a ``_clock`` time) the trial stops after the epoch that is running
     and keeps its best epoch so far (``"cut": True`` when it would have gone on).
+    ``on_score(epoch, score)`` is called after each scored epoch (the progress bar).
     """
     work = copy.deepcopy(model)
     best = {"score": np.inf, "epochs": 0, "state": None, "iterations": 0, "loss": None,
@@ -530,6 +564,8 @@ def _trial(u: Unlearner, model, forget_i, retain, ctx_kwargs, score_fn, guard=No
             return True  # the executor stops and undoes the step here, whatever its length
         if u.truncated(epoch) is not None:  # else this epoch count cannot be replayed exactly
             s = score_fn(m, guard.last if guarded else None)  # the guard measured the same slice
+            if on_score is not None:
+                on_score(epoch, s)
             if s < trend["score"] - 1e-9:
                 trend.update(score=s, epochs=epoch)
             # a step of this length that the guard would undo is not kept, but its score still
@@ -576,6 +612,7 @@ def auto_search(
     k: int = 20,
     target: Unlearner | None = None,
     retain_guard: float | None = RETAIN_GUARD,
+    progress: bool = False,
 ) -> tuple[Plan, torch.nn.Module, dict]:
     """Search a plan for ``profile``; return it (what it tried as ``plan.search``), the
     searched model, and the targets and each kept step's effort.
@@ -593,6 +630,7 @@ def auto_search(
     unlearner that trains the reference of :func:`reference_targets` (from
     :func:`parse_target`); ``None`` uses :func:`neighbour_targets`. Every trial
     runs under the executor's ``retain_guard``, so a step it would undo is never kept.
+    ``progress`` shows a progress bar (a tick per stage, the running candidate's score).
     """
     from rum.planner.policies import as_unlearner
 
@@ -606,12 +644,16 @@ def auto_search(
     stages_left = len(groups) + (1 if repair else 0)  # each gets a share of what is left
     val_idx = holdout_indices(len(retain), seed, holdout)
     targets, target_info = None, {"target": "neighbors"}
-    if target is not None and len(retain) > len(val_idx):
+    with_reference = target is not None and len(retain) > len(val_idx)
+    bar = _SearchBar(progress, stages_left + int(with_reference), end)
+    if with_reference:
+        bar.trial("reference", repr(target))
         targets, ref_info = reference_targets(target, model, forget, retain, val_idx, device=device,
                                               seed=seed, n_classes=n_classes, k=k,
                                               deadline=stage_deadline(_clock(), end, stages_left + 1))
         target_info = {"target": "neighbors" if targets is None else repr(target),
                        "reference": {"unlearner": repr(target), **ref_info}}
+        bar.stage_done()
     if targets is None and profile.scorers.get("memorization") == "neighbors" and k == N_NEIGHBORS:
         # the profile already holds 1 - target for every item: no second retain pass
         targets = 1.0 - np.asarray(profile.memorization, dtype=np.float64)
@@ -634,6 +676,13 @@ def auto_search(
         nonlocal model, stages_left
         deadline = stage_deadline(_clock(), end, stages_left)
         stages_left -= 1
+        try:
+            search_stage(group, indices, specs, done_now, first_improvement, deadline)
+        finally:
+            bar.stage_done()
+
+    def search_stage(group, indices, specs, done_now, first_improvement, deadline) -> None:
+        nonlocal model
         forget_i = forget.subset(indices)
         base = scorer(model, done_now)
         if base <= 0.0:  # no score is below 0, and a candidate is kept only if it scores lower
@@ -647,10 +696,12 @@ def auto_search(
                 cut.append(group)  # candidates left untried
                 break
             u = as_unlearner(spec, "auto candidate")
+            bar.trial("repair" if group == -1 else f"group {group}", type(u).name or type(u).__name__)
             t = time.perf_counter()
             ctx_kwargs = dict(device=device, seed=seeds[len(steps)], n_classes=n_classes)
             rec = _trial(u, model, forget_i, retain, ctx_kwargs,
-                         lambda m, retain_acc: scorer(m, done_now, retain_acc), guard, deadline)
+                         lambda m, retain_acc: scorer(m, done_now, retain_acc), guard, deadline,
+                         bar.epoch)
             if rec["cut"]:
                 cut.append(group)
             trials.append(Trial(group, type(u).name or type(u).__name__, u.get_params(),
@@ -668,15 +719,20 @@ def auto_search(
         steps.append(Step.from_unlearner(group, indices, u))
         efforts.append({k: rec[k] for k in ("seconds", "iterations", "loss")})
 
-    for g in groups:
-        done.append(g)
-        run_stage(g, profile.indices(g), candidates, list(done))
-    if not steps:
-        # an anchor holds the forget items' predictions where the group steps left them;
-        # with no group step kept that is the original model's, the opposite of unlearning
-        repair = [spec for spec in repair if not _anchored(as_unlearner(spec, "auto repair"))]
-    if repair:
-        run_stage(-1, np.arange(len(profile)), repair, list(done), first_improvement=True)
+    try:
+        for g in groups:
+            done.append(g)
+            run_stage(g, profile.indices(g), candidates, list(done))
+        if not steps and repair:
+            # an anchor holds the forget items' predictions where the group steps left them;
+            # with no group step kept that is the original model's, the opposite of unlearning
+            repair = [spec for spec in repair if not _anchored(as_unlearner(spec, "auto repair"))]
+            if not repair:
+                bar.stage_done()  # the repair stage the bar counted
+        if repair:
+            run_stage(-1, np.arange(len(profile)), repair, list(done), first_improvement=True)
+    finally:
+        bar.close()
     if not steps:
         steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
         efforts.append({"seconds": 0.0, "iterations": 0, "loss": None})

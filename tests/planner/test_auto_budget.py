@@ -135,3 +135,18 @@ def test_the_reference_stops_at_its_share(digits, monkeypatch):
     # with no time left no candidate starts: the model is unchanged
     assert [s.unlearner for s in res.plan.steps] == ["noop"]
     assert state_equal(res.model, digits.model)
+
+
+def test_the_search_shows_a_progress_bar_only_when_asked(digits, capsys):
+    quiet = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                        progress=False)
+    assert capsys.readouterr().err == ""
+    shown = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
+                        progress=True, budget=60.0)
+    err = capsys.readouterr().err
+    n = 1 + len(shown.profile.summary) + 1  # the reference, each group, the repair
+    assert f"{n}/{n}" in err and "auto search" in err
+    assert "random-label" in err and "score=" in err and "budget left=" in err
+    # the bar changes nothing: same plan, same weights
+    assert state_equal(shown.model, quiet.model)
+    assert [s.unlearner for s in shown.plan.steps] == [s.unlearner for s in quiet.plan.steps]
