@@ -137,10 +137,12 @@ def unlearn(
 
             parse_candidates(options.get("unlearners"))
             parse_target(options.get("target"))
+            _check_budget(options.get("budget"))
         else:
-            from rum.planner import check_target_policy
+            from rum.planner import check_auto_only
 
-            check_target_policy(options.get("policy"), options.get("target"))
+            check_auto_only(options.get("policy"), target=options.get("target"),
+                            budget=options.get("budget"))
         plan_options = {k: v for k, v in options.items() if k in PLAN_OPTIONS}
         profile_options = {k: v for k, v in options.items() if k in PROFILE_OPTIONS}
     prep = _prepare(model, forget_set, retain_set, device, random_state)
@@ -176,6 +178,13 @@ def unlearn(
     )
 
 
+def _check_budget(budget: Any) -> None:
+    from rum._validation import NONE, Interval
+
+    validate_params({"budget": budget}, {"budget": [Interval(float, 0, None, closed="neither"), NONE]},
+                    "rum.unlearn")
+
+
 def _auto_plan(prep: _Prepared, prof: Any, options: dict,
                retain_guard: float | None = RETAIN_GUARD, progress: bool | None = None) -> tuple:
     """Run the auto policy's search on a copy of the model: (plan, searched model, search info).
@@ -186,15 +195,10 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict,
     """
     import dataclasses
 
-    from rum._validation import NONE, Interval
     from rum.exceptions import InvalidParameterError
     from rum.planner.auto import auto_search, parse_candidates, parse_target
 
-    validate_params(
-        {"budget": options.get("budget")},
-        {"budget": [Interval(float, 0, None, closed="neither"), NONE]},
-        "rum.unlearn",
-    )
+    _check_budget(options.get("budget"))
     if prep.retain is None:
         raise InvalidParameterError("policy='auto' needs retain_set (the rest of the training data).")
     candidates, repair = parse_candidates(options.get("unlearners"))

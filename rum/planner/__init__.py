@@ -49,13 +49,20 @@ def _resolve_policy(policy: Any) -> Policy:
     )
 
 
-def check_target_policy(policy: Any, target: Any) -> None:
-    """Reject ``target``, an option of the auto policy only, with any other policy."""
-    if target is not None and not (isinstance(policy, str) and policy == "auto"):
-        raise InvalidParameterError(
-            "target is an option of policy='auto' (what its search aims at); use "
-            "policy='auto' or drop target."
-        )
+#: The options only the auto policy reads, and what each is to it.
+AUTO_ONLY_OPTIONS = {"target": "what its search aims at", "budget": "its search's time limit"}
+
+
+def check_auto_only(policy: Any, **options: Any) -> None:
+    """Reject ``target`` or ``budget``, options of the auto policy only, with any other policy."""
+    if isinstance(policy, str) and policy == "auto":
+        return
+    for name, value in options.items():
+        if value is not None:
+            raise InvalidParameterError(
+                f"{name} is an option of policy='auto' ({AUTO_ONLY_OPTIONS[name]}); use "
+                f"policy='auto' or drop {name}."
+            )
 
 
 def plan(
@@ -175,7 +182,7 @@ def plan(
         steps, n_retain, search = found.steps, n_retain or found.n_retain, found.search
         name = "auto"
     else:
-        check_target_policy(policy, target)
+        check_auto_only(policy, target=target, budget=budget)
         if retain_guard != RETAIN_GUARD:
             raise InvalidParameterError(
                 "retain_guard is an option of policy='auto' here (its search runs under the "

@@ -150,3 +150,14 @@ def test_the_search_shows_a_progress_bar_only_when_asked(digits, capsys):
     # the bar changes nothing: same plan, same weights
     assert state_equal(shown.model, quiet.model)
     assert [s.unlearner for s in shown.plan.steps] == [s.unlearner for s in quiet.plan.steps]
+
+
+def test_budget_belongs_to_the_auto_policy_only(small):
+    model, forget, retain = small
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="budget is an option of policy='auto'"):
+        rum.unlearn(model, forget, retain, budget=5.0)
+    prof = rum.profile(model, forget, retain, random_state=0)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="drop budget"):
+        rum.plan(prof, policy="uniform", unlearners="finetune", budget=5.0)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="'budget' parameter"):
+        rum.unlearn(model, forget, retain, policy="auto", budget=0)
