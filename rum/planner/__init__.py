@@ -108,7 +108,7 @@ def plan(
             reference included). Each stage gets an even share of the time
             left, the repair whatever remains; a trial stops after the epoch
             running at its stage's deadline and keeps its best epoch so far.
-            ``result.search`` says which stages the budget cut short.
+            ``plan.search`` says which stages the budget cut short.
         target: for ``"auto"``: what its search aims each group's forget
             accuracy at. ``None`` (default, :data:`rum.planner.auto.AUTO_TARGET`):
             what a two-epoch retrain on the retain set gets right, rescaled to a
