@@ -123,6 +123,8 @@ def run_demo(seed: int = 0, *, device: str = "auto", progress: bool | None = Non
     runs = {
         "original (no unlearning)": rum.unlearn(sc.model, sc.forget, sc.retain, unlearner="noop", **common),
         "rum (default pipeline)": rum.unlearn(sc.model, sc.forget, sc.retain, **common),
+        "rum auto (searched plan)": rum.unlearn(sc.model, sc.forget, sc.retain, policy="auto",
+                                                **common),
         "finetune": rum.unlearn(sc.model, sc.forget, sc.retain, unlearner="finetune", **common),
         "neggrad+": rum.unlearn(sc.model, sc.forget, sc.retain, unlearner="neggrad+", **common),
     }

@@ -65,6 +65,7 @@ def test_demo_prints_the_evaluation_table(capsys):
     assert main(["demo", "--no-progress", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "rum (default pipeline)" in out and "retrain (reference)" in out
+    assert "rum auto (searched plan)" in out
     assert "ToW" in out and "speed-up" in out
 
 
