@@ -179,17 +179,17 @@ def unlearn(
 
 
 def _check_budget(budget: Any) -> None:
-    from rum._validation import NONE, Interval
+    from rum.planner import BUDGET_CONSTRAINT
 
-    validate_params({"budget": budget}, {"budget": [Interval(float, 0, None, closed="neither"), NONE]},
-                    "rum.unlearn")
+    validate_params({"budget": budget}, {"budget": BUDGET_CONSTRAINT}, "rum.unlearn")
 
 
 def _auto_plan(prep: _Prepared, prof: Any, options: dict,
                retain_guard: float | None = RETAIN_GUARD, progress: bool | None = None) -> tuple:
     """Run the auto policy's search on a copy of the model: (plan, searched model, search info).
 
-    Shared by :func:`unlearn` and :func:`rum.plan`; every check runs before the search.
+    Shared by :func:`unlearn` and :func:`rum.plan`, which have both validated ``budget``;
+    every other check runs here, before the search.
     Its trials run under ``retain_guard``; :func:`rum.execute` with the same value
     replays the plan to the searched model.
     """
@@ -198,7 +198,6 @@ def _auto_plan(prep: _Prepared, prof: Any, options: dict,
     from rum.exceptions import InvalidParameterError
     from rum.planner.auto import auto_search, parse_candidates, parse_target
 
-    _check_budget(options.get("budget"))
     if prep.retain is None:
         raise InvalidParameterError("policy='auto' needs retain_set (the rest of the training data).")
     candidates, repair = parse_candidates(options.get("unlearners"))

@@ -49,6 +49,8 @@ def _resolve_policy(policy: Any) -> Policy:
     )
 
 
+#: What ``budget=`` of the auto policy accepts: seconds above 0, or ``None`` (no limit).
+BUDGET_CONSTRAINT = [Interval(float, 0, None, closed="neither"), NONE]
 #: The options only the auto policy reads, and what each is to it.
 AUTO_ONLY_OPTIONS = {"target": "what its search aims at", "budget": "its search's time limit"}
 
@@ -153,7 +155,7 @@ def plan(
         {
             "retain_policy": [Options(RETAIN_POLICIES)],
             "retain_guard": GUARD_CONSTRAINT,
-            "budget": [Interval(float, 0, None, closed="neither"), NONE],
+            "budget": BUDGET_CONSTRAINT,
             "n_retain": [Interval(int, 0, None)],
         },
         "rum.plan",
