@@ -37,6 +37,16 @@ from rum.exceptions import (
 __all__ = ["TensorData", "as_data", "check_model", "check_fits_model"]
 
 
+def batch_count(n_items: int, batch_size: int) -> int:
+    """Mini-batches of ``batch_size`` that ``n_items`` items make (the last may be short).
+
+    Example:
+        >>> batch_count(100, 32), batch_count(96, 32), batch_count(0, 32)
+        (4, 3, 0)
+    """
+    return math.ceil(n_items / batch_size) if n_items else 0
+
+
 @dataclass(frozen=True, eq=False)
 class TensorData:
     """Features ``X`` (float) and integer labels ``y`` of equal length.
@@ -90,7 +100,7 @@ class TensorData:
         )
 
     def n_batches(self, batch_size: int) -> int:
-        return max(1, math.ceil(len(self) / batch_size)) if len(self) else 0
+        return batch_count(len(self), batch_size)
 
     def batches(
         self,

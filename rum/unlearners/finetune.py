@@ -6,6 +6,7 @@ import copy
 import itertools
 
 from rum._validation import NONE, Interval
+from rum.data import batch_count
 from rum.unlearners._distillation import distillation_kl, frozen_logits, teacher_batches
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
@@ -116,7 +117,7 @@ class Finetune(Unlearner):
                 for _ in itertools.count()
             )
         per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
-        ctx.start(self.epochs * -(-per_epoch // self.batch_size))
+        ctx.start(self.epochs * batch_count(per_epoch, self.batch_size))
         model.train()
         for _ in range(self.epochs):
             batches = epoch_retain(retain, self.retain_per_epoch, ctx).batches(

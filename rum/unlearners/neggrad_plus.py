@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rum._validation import NONE, Interval
+from rum.data import batch_count
 from rum.unlearners._training import (
     OPTIM_CONSTRAINTS,
     cycle_batches,
@@ -85,13 +86,13 @@ class NegGradPlus(Unlearner):
     def estimate_work(self, n_forget, n_retain):
         fb = self.forget_batch_size or self.batch_size
         n = epoch_retain_size(n_retain, self.retain_per_epoch)
-        return float(self.epochs * (n + -(-n // self.batch_size) * fb))
+        return float(self.epochs * (n + batch_count(n, self.batch_size) * fb))
 
     def _unlearn(self, model, forget, retain, ctx):
         opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
         per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
-        ctx.start(self.epochs * -(-per_epoch // self.batch_size))
+        ctx.start(self.epochs * batch_count(per_epoch, self.batch_size))
         joint = not mixes_batch(model)  # one forward pass for both batches where that is exact
         model.train()
         for _ in range(self.epochs):
