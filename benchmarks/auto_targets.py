@@ -5,7 +5,7 @@
 
 The ``auto`` policy scores its trials against a per-item target: the
 probability that a model which never saw the item classifies it correctly,
-estimated without any retraining (see :mod:`rum.planner.auto`). This
+estimated without any retraining (see :mod:`rum.planner._targets`). This
 benchmark measures that estimate directly, against the Feldman-Zhang
 estimate of the same quantity, ``p_out``: each item's accuracy over the runs
 that did not train on it (16 runs on 70 % subsets; the RUM suite's cached
@@ -15,7 +15,7 @@ target can be compared here before the whole suite is re-run.
 
 ``short retrain`` is ``auto``'s default target (``target=None``): a two-epoch
 retrain on the retain set, less a held-out slice, rescaled to a trained
-model's level (:func:`rum.planner.auto.reference_targets`). A scenario's mean
+model's level (:func:`rum.planner._targets.reference_targets`). A scenario's mean
 is capped at 1, as auto caps a group's, and each item at 1 for the per-item
 error. Where that reference is abandoned (it learns too slowly), auto falls
 back to ``embedding`` and so does this column. It costs two epochs of
@@ -46,8 +46,8 @@ import torch
 
 from benchmarks.rum_suite import CACHE, SCENARIOS, ci, feldman_zhang_result, make_scenarios
 from benchmarks.tasks import load_task, train
-from rum.data import as_data
-from rum.planner.auto import holdout_indices, neighbour_targets, parse_target, reference_targets
+from rum._data import as_data
+from rum.planner._targets import holdout_indices, neighbour_targets, parse_target, reference_targets
 from rum.profiler.proxies import StreamingTopK, neighbor_disagreement
 
 ACTIVATIONS = (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh, torch.nn.Sigmoid)

@@ -113,13 +113,13 @@ def bench_features(seeds):
         sk_times.append(t_sk)
         d0 = float((flat(model) - flat(ref)).norm())
         runs = {"original": (model, 0.0, np.nan)}
-        for name, kw in [("first order", dict(order=1, tau=1.0)),
-                         ("second order, 1 step", dict(max_steps=1)),
+        for name, kw in [("first order", dict(settings={"order": 1, "tau": 1.0})),
+                         ("second order, 1 step", dict(settings={"max_steps": 1})),
                          ("second order (default)", {})]:
             rum.correct(model, req, train_set=(X, y), weight_decay=LAM, **kw)  # warm-up
             t = time.perf_counter()
             res = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, **kw)
-            runs[name] = (res.model, time.perf_counter() - t, res.metrics["residual_norm"])
+            runs[name] = (res.model, time.perf_counter() - t, res.residual)
         runs["retrain (exact)"] = (ref, t_ref, 0.0)
         for name, (m, sec, resid) in runs.items():
             r = rows[name]
@@ -192,7 +192,7 @@ def bench_large_convex(task, seeds, sizes):
     methods = {
         "no cache (default)": {},
         "HessianCache, default": {"hessian_cache": cache},
-        "HessianCache, one Newton step": {"hessian_cache": cache, "max_steps": 1},
+        "HessianCache, one Newton step": {"hessian_cache": cache, "settings": {"max_steps": 1}},
         "HessianCache, one step, verify=False": {"hessian_cache": cache, "verify": False},
     }
     rows = {}
@@ -221,7 +221,7 @@ def bench_large_convex(task, seeds, sizes):
                 r = rows.setdefault((k, name), {"ratio": [], "resid": [], "sec": [], "x_ref": [],
                                                 "x_sk": [], "x_skd": []})
                 r["ratio"].append(float((flat(res.model) - flat(ref)).norm()) / d0)
-                r["resid"].append(res.metrics["residual_norm"])
+                r["resid"].append(res.residual)
                 r["sec"].append(sec)
                 r["x_ref"].append(t_ref / sec)
                 r["x_sk"].append(t_sk / sec)
@@ -271,7 +271,7 @@ def bench_chain(task, seeds, links=5, k=32):
             t = time.perf_counter()
             res = rum.correct(stale_model, req, train_set=data, weight_decay=LARGE_LAM, hessian_cache=cache)
             sec["first model's cache (stale after link 1)"].append(time.perf_counter() - t)
-            resid.append(res.metrics["residual_norm"])
+            resid.append(res.residual)
             t = time.perf_counter()
             fresh = cache_hessian(fresh_model, data)
             fresh_model = rum.correct(fresh_model, req, train_set=data, weight_decay=LARGE_LAM,
@@ -312,10 +312,10 @@ CNN_RECIPE = dict(epochs=40, lr=2e-3, batch_size=64, optimizer="adam", weight_de
 def bench_poison(seeds, epochs):
     recipe = dict(CNN_RECIPE, epochs=epochs)
     corrections = {
-        "first order": dict(order=1, tau=1.0),
+        "first order": dict(settings={"order": 1, "tau": 1.0}),
         DEEP_DEFAULT: dict(parameters=1),
         "second order, last layer (CG, damping 0.01)":
-            dict(parameters=1, solver="cg", damping=0.01, cg_maxiter=20),
+            dict(parameters=1, settings={"solver": "cg", "damping": 0.01, "cg_maxiter": 20}),
     }
     res = {k: {"acc": [], "sec": [], "ratio": []} for k in
            ["poisoned", *corrections, "retrain on clean labels"]}
@@ -377,16 +377,16 @@ def bench_certified(seeds, epsilons):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     probe = rum.correct(base, req, train_set=(X_tr, y_tr), weight_decay=LAM,
-                                        max_steps=ms, epsilon=eps, delta=1e-4)
-                sigma = 2.0 * noise_scale(eps, 1e-4, probe.metrics["residual_bound"])
+                                        settings={"max_steps": ms}, epsilon=eps, delta=1e-4)
+                sigma = 2.0 * noise_scale(eps, 1e-4, probe.certificate.residual_bound)
                 model = fit_certified(BinaryLogit(X_tr.shape[1], bias=False), (X_tr, y_tr),
                                       weight_decay=LAM, sigma=sigma, random_state=seed + 1)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = rum.correct(model, req, train_set=(X_tr, y_tr), weight_decay=LAM,
-                                      max_steps=ms, epsilon=eps, delta=1e-4)
+                                      settings={"max_steps": ms}, epsilon=eps, delta=1e-4)
                 accs.append(acc(res.model, X_te, y_te))
-                certs.append(res.metrics["certified"])
+                certs.append(float(res.certificate.certified))
                 sigmas.append(sigma)
             out.append(f"| {eps:g} | {mode} | {ci(sigmas)} | {np.mean(certs):.2f} | {ci(accs)} |")
     lines = ["| epsilon | update | training noise sigma | certified (fraction) | test acc |",

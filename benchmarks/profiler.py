@@ -182,7 +182,7 @@ def run_seed(seed: int, n_runs: int, n_jobs: int) -> dict:
     from rum.profiler.embeddings import embed
     from rum.profiler.entanglement import entanglement_score
 
-    E = embed(model, rum.data.as_data((X, y)))[0].double()
+    E = embed(model, rum._data.as_data((X, y)))[0].double()
     dist = (E - E.mean(0)).norm(dim=1).numpy()
     parts = np.array_split(np.lexsort((np.arange(n), dist)), 15)
     vals = []
@@ -197,7 +197,7 @@ def run_seed(seed: int, n_runs: int, n_jobs: int) -> dict:
 _MEM_SCRIPT = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.profiler import _profile_data
 n_f, n_r = int(sys.argv[1]), int(sys.argv[2])
 g = torch.Generator().manual_seed(0)

@@ -44,6 +44,7 @@ import torch
 
 import rum
 from benchmarks.tasks import LARGE_TASKS, TASKS, Task, load_task, train
+from rum.policies import AUTO_REPAIR, Auto, Uniform
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 #: Where a run saves its rows (one JSON file per docs section), committed beside the
@@ -99,7 +100,7 @@ def make_scenarios(task: Task, mem: np.ndarray | None, seed: int, names: list[st
     """
     from sklearn.cluster import KMeans
 
-    from rum.data import as_data
+    from rum._data import as_data
     from rum.profiler.embeddings import embed
 
     unknown = [s for s in names if s not in SCENARIOS]
@@ -162,10 +163,10 @@ def methods(quick: bool) -> dict[str, dict]:
     if "single:influence" in out:
         # one damped Newton step on the last layer (default damping): the deep-model setting
         # of Warnecke et al.'s CIFAR experiment (all-parameter CG costs about a retrain)
-        out["single:influence"] = {"unlearner": "influence", "last_layers": 1}
+        out["single:influence"] = {"unlearner": "influence", "parameters": 1}
     if not quick:
         out.update({
-            f"RUM^F:{u}": {"policy": "uniform", "unlearners": u}
+            f"RUM^F:{u}": {"policy": Uniform(u)}
             for u in singles if u not in ("noop", "influence")
         })
     out["RUM"] = {}
@@ -184,11 +185,9 @@ def optional_methods() -> dict[str, dict]:
     oracle's seconds in the same run (:func:`with_budget`): what a user who knows
     their retrain time would give.
     """
-    from rum.planner.auto import AUTO_REPAIR
-
     return {
-        **{f"auto:repair-{n}": {"policy": "auto", "unlearners": {"repair": [
-            (name, {**params, "retain_per_epoch": n}) for name, params in AUTO_REPAIR]}}
+        **{f"auto:repair-{n}": {"policy": Auto(repair=[
+            (name, {**params, "retain_per_epoch": n}) for name, params in AUTO_REPAIR])}
            for n in (4096, 8192)},
         **{f"auto:budget-{f}x": {"policy": "auto", BUDGET_VS_RETRAIN: f} for f in (0.1, 0.2)},
     }
@@ -199,16 +198,17 @@ BUDGET_VS_RETRAIN = "budget_vs_retrain"
 
 
 def with_budget(kw: dict, retrain_seconds: float) -> dict:
-    """A method's ``rum.unlearn`` arguments with a budget relative to retraining resolved.
+    """A method's ``rum.unlearn`` arguments with a budget relative to retraining resolved
+    into the auto policy's ``budget=`` in seconds.
 
     Example:
         >>> with_budget({"policy": "auto", "budget_vs_retrain": 0.2}, 10.0)
-        {'policy': 'auto', 'budget': 2.0}
+        {'policy': Auto(budget=2.0)}
     """
     if BUDGET_VS_RETRAIN not in kw:
         return kw
     out = {k: v for k, v in kw.items() if k != BUDGET_VS_RETRAIN}
-    return {**out, "budget": kw[BUDGET_VS_RETRAIN] * retrain_seconds}
+    return {**out, "policy": Auto(budget=kw[BUDGET_VS_RETRAIN] * retrain_seconds)}
 
 
 def ci(values: list[float]) -> tuple[float, float]:

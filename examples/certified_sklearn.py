@@ -33,9 +33,9 @@ for step in range(3):
     gone = np.arange(5 * step, 5 * step + 5)      # positions in the current training set
     request = rum.requests.delete(train, gone)
     res = rum.correct(clf, request, train_set=train, epsilon=1.0, delta=1e-4)
-    m = res.metrics
-    print(f"request {step}: residual bound {m['residual_bound']:.2e}, epsilon spent "
-          f"{m['epsilon_spent']:.2e} of 1.0, certified={bool(m['certified'])}")
+    c = res.certificate
+    print(f"request {step}: residual bound {c.residual_bound:.2e}, epsilon spent "
+          f"{c.epsilon_spent:.2e} of 1.0, certified={c.certified}")
     keep = np.setdiff1d(np.arange(len(train[1])), gone)
     train = (train[0][keep], train[1][keep])
     clf = res.model                                  # the next request starts from here

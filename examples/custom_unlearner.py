@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import rum
 from rum.demo import RECIPE, digits_scenario
 from rum.testing import check_unlearner
+from rum.unlearners import Interval
 
 
 @rum.register_unlearner("uniform-forget")
@@ -36,10 +37,10 @@ class UniformForget(rum.Unlearner):
 
     tags = rum.UnlearnerTags(requires_retain=True, cost="medium", source="rum example")
     _parameter_constraints = {
-        "forget_weight": [rum.Interval(float, 0, None, closed="neither")],
-        "epochs": [rum.Interval(int, 1, None)],
-        "lr": [rum.Interval(float, 0, None, closed="neither")],
-        "batch_size": [rum.Interval(int, 1, None)],
+        "forget_weight": [Interval(float, 0, None, closed="neither")],
+        "epochs": [Interval(int, 1, None)],
+        "lr": [Interval(float, 0, None, closed="neither")],
+        "batch_size": [Interval(int, 1, None)],
     }
 
     def __init__(self, forget_weight=1.0, epochs=5, lr=0.03, batch_size=64):
@@ -64,6 +65,10 @@ class UniformForget(rum.Unlearner):
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
+            # after every epoch: the retain guard checks the model here, the auto policy
+            # scores it, and either may ask to stop
+            if ctx.end_epoch(model):
+                break
         return model
 
     @classmethod
@@ -94,7 +99,7 @@ def main() -> None:
     )
     groups = sc.mislabeled.astype(int)  # 0 = ordinary, 1 = mislabeled (more memorized)
     profile = rum.Profile.from_groups(1 - conf, np.full(len(conf), np.nan), groups)
-    plan = rum.plan(profile, policy="rum", unlearners={0: "noop", 1: UniformForget()})
+    plan = rum.plan(profile, rum.policies.RUM({0: "noop", 1: UniformForget()}))
     print(plan)
     planned = rum.execute(plan, sc.model, sc.forget, sc.retain, profile=profile, **common)
 

@@ -31,7 +31,7 @@ model = fit_convex(torch.nn.Linear(X.shape[1], 2), (X, y), weight_decay=lam).flo
 request = rum.requests.replace_features((X, y), columns=[X.shape[1] - 1], values=0.0)
 print(request)                                     # only rows where the feature was present
 
-first = rum.correct(model, request, train_set=(X, y), weight_decay=lam, order=1)
+first = rum.correct(model, request, train_set=(X, y), weight_decay=lam, settings={"order": 1})
 second = rum.correct(model, request, train_set=(X, y), weight_decay=lam)   # order=2
 
 X_clean = X.copy()
@@ -53,5 +53,5 @@ print(f"weight on the leaking feature: original {leak_weight(model):.3f}, first 
       f"{leak_weight(first.model):.3f}, second order {leak_weight(second.model):.2e}")
 print(f"distance to the retrained model: original {dist(model):.3f}, first order "
       f"{dist(first.model):.3f}, second order {dist(second.model):.2e}")
-print(f"gradient residual: first order {first.metrics['residual_norm']:.2e}, second order "
-      f"{second.metrics['residual_norm']:.2e} after {second.metrics['newton_steps']:.0f} Newton steps")
+print(f"gradient residual: first order {first.residual:.2e}, second order "
+      f"{second.residual:.2e} after {second.steps} Newton steps")

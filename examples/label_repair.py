@@ -45,13 +45,13 @@ result = rum.correct(
     model, request, train_set=(X_tr, y_poisoned),
     weight_decay=1e-4,   # the objective the model was trained on
     parameters=1,        # the last layer only: convex given the features
-    solver="cg", damping=0.01, cg_maxiter=20,
+    settings={"solver": "cg", "damping": 0.01, "cg_maxiter": 20},
 )
 seconds = time.perf_counter() - t
 
 print(f"test accuracy, poisoned model : {accuracy(model):.3f}")
 print(f"test accuracy, corrected model: {accuracy(result.model):.3f}  ({seconds:.2f}s)")
-print(f"accuracy on the repaired items: {result.metrics['after_acc_before']:.3f} -> "
-      f"{result.metrics['after_acc_after']:.3f}")
-print(f"gradient residual of the corrected objective: {result.metrics['residual_norm_before']:.2e}"
-      f" -> {result.metrics['residual_norm']:.2e}")
+print(f"accuracy on the repaired items: {result.accuracies['after_acc_before']:.3f} -> "
+      f"{result.accuracies['after_acc_after']:.3f}")
+print(f"gradient residual of the corrected objective: {result.residual_before:.2e}"
+      f" -> {result.residual:.2e}")

@@ -7,7 +7,7 @@ builds the architecture. Data sets are ``.npz`` files with arrays ``X`` and
 ``y``, or ``.pt`` files holding ``{"X": tensor, "y": tensor}`` or an
 ``(X, y)`` pair. Nothing here unpickles arbitrary objects.
 
-These functions only turn files into arrays and modules; :func:`rum.data.as_data`
+These functions only turn files into arrays and modules; :func:`rum._data.as_data`
 still does all the checking of the data itself.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum.data import TensorData, as_data
+from rum._data import TensorData, as_data
 from rum.exceptions import InvalidFileError
 
 __all__ = [

@@ -58,4 +58,28 @@ def untimed(report):
             report.target_accuracy, {k: v for k, v in report.reference.items() if k != "seconds"})
 
 
-__all__ = ["state_equal", "accuracy", "make_mlp", "untimed"]
+def planning_context(model, forget, retain, *, seed=0, profile=None, retain_guard=0.5):
+    """A search policy's planning context on ``model`` and data, as ``rum.unlearn`` makes it."""
+    from rum._data import prepare_call
+    from rum.policies import PlanningContext
+
+    prep = prepare_call(model, forget, retain, "cpu", seed)
+    if profile is None:
+        profile = rum.profile(model, forget, retain, random_state=seed)
+    return PlanningContext.from_prepared(profile, prep, retain_guard=retain_guard, progress=False)
+
+
+def auto_search(profile, model, forget, retain, *, seed=0, retain_guard=0.5, **auto):
+    """The auto policy's search run directly on ``Auto(**auto)``: ``(plan, searched model, search)``;
+    ``search.targets`` holds the per-item targets it aimed at."""
+    from rum.planner.auto import _Search
+    from rum.policies import Auto
+
+    ctx = planning_context(model, forget, retain, seed=seed, profile=profile,
+                           retain_guard=retain_guard)
+    search = _Search(Auto(**auto), ctx)
+    plan, searched, _ = search.run()
+    return plan, searched, search
+
+
+__all__ = ["state_equal", "accuracy", "make_mlp", "untimed", "auto_search", "planning_context"]

@@ -90,8 +90,7 @@ def test_unlearner_spec_forms_are_equivalent(small):
     by_name = rum.unlearn(model, forget, retain, unlearner="finetune", epochs=2, random_state=0)
     by_class = rum.unlearn(model, forget, retain, unlearner=ft, epochs=2, random_state=0)
     by_inst = rum.unlearn(model, forget, retain, unlearner=ft(epochs=2), random_state=0)
-    by_method = ft(epochs=2).unlearn(model, forget, retain, random_state=0)
-    for r in (by_class, by_inst, by_method):
+    for r in (by_class, by_inst):
         assert state_equal(by_name.model, r.model)
     assert by_name.plan.steps[0].unlearner == "finetune"
     assert by_name.plan.steps[0].params["epochs"] == 2
@@ -140,7 +139,8 @@ def test_nan_guard_stops_the_step_restores_weights_and_records_it(small, bad):
     with pytest.warns(DivergenceWarning, match="weights from before it restored"):
         res = rum.execute(plan, model, forget, retain, random_state=0)
     assert [s.status for s in res.steps] == ["ok", "diverged"]
-    assert res.diverged and "smaller lr" in res.steps[1].message
+    # the advice names only what this unlearner can change: it has no lr and no epochs
+    assert res.diverged and res.steps[1].message.endswith("Try another unlearner.")
     assert all(torch.isfinite(p).all() for p in res.model.parameters())
     # the last good weights are those after step 0
     assert state_equal(res.model, first.model)
@@ -249,9 +249,9 @@ def test_a_fallback_runs_when_the_step_is_undone_and_gives_what_it_gives_alone(d
 def test_every_entry_point_has_the_same_retain_guard_default():
     import inspect
 
-    from rum.executor import RETAIN_GUARD
+    from rum._runtime.guard import RETAIN_GUARD
 
-    for fn in (rum.unlearn, rum.execute, rum.Unlearner.unlearn):
+    for fn in (rum.unlearn, rum.execute, rum.plan):
         assert inspect.signature(fn).parameters["retain_guard"].default == RETAIN_GUARD, fn
 
 
@@ -344,8 +344,21 @@ def test_unregistered_custom_unlearner_runs_and_its_plan_round_trips(small):
     res = rum.unlearn(model, forget, retain, unlearner=Exploding(steps=0), random_state=0)
     key = res.plan.steps[0].unlearner
     assert key.endswith(":Exploding")
-    assert isinstance(rum.Plan.from_dict(res.plan.to_dict()).steps[0].build(), Exploding)
     assert "Exploding" not in UNLEARNERS
+    # the plan runs in this session (its step keeps the class) ...
+    again = rum.execute(res.plan, model, forget, retain, random_state=0)
+    assert state_equal(again.model, res.model)
+    # ... but a saved plan is data: it never imports the class it names
+    with pytest.raises(rum.exceptions.UnknownUnlearnerError, match="register the class"):
+        rum.Plan.from_dict(res.plan.to_dict())
+    # registered, the class is found by its name and the plan round-trips
+    try:
+        rum.register_unlearner("exploding")(Exploding)
+        res = rum.unlearn(model, forget, retain, unlearner=Exploding(steps=0), random_state=0)
+        assert isinstance(rum.Plan.from_dict(res.plan.to_dict()).steps[0].build(), Exploding)
+    finally:
+        UNLEARNERS.unregister("exploding")
+        Exploding.name = None
 
 
 def test_no_warning_on_a_healthy_run(small):
@@ -364,15 +377,17 @@ def test_the_default_pipeline_handles_a_single_forget_item(small):
 
 
 def test_retry_hint_names_the_step_settings_that_can_change():
-    from rum.executor import retry_hint
+    from rum._runner import retry_hint
     from rum.unlearners.registry import make_unlearner
 
     sgd = retry_hint(make_unlearner("scrub", {}, "unlearner"))
     assert "lr=0.02" in sgd and "optimizer='adam'" in sgd
     adam = retry_hint(make_unlearner("finetune", {"optimizer": "adam", "lr": 1e-3}, "unlearner"))
     assert "lr=0.001" in adam and "optimizer=" not in adam
-    # an unlearner without an lr still gets advice, without a made-up value
-    assert retry_hint(PoisonWeights()).startswith("Try a smaller lr, fewer epochs")
+    # an unlearner without an lr or epochs is told to try another, never about options it lacks
+    assert retry_hint(PoisonWeights()) == "Try another unlearner."
+    influence = retry_hint(make_unlearner("influence", {}, "unlearner"))
+    assert "lr" not in influence and "epochs" not in influence
 
 
 def test_a_scikit_learn_model_is_pointed_to_the_call_that_unlearns_it():

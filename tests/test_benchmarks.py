@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import rum
 from benchmarks import rum_suite
 
 
@@ -242,11 +243,11 @@ def test_optional_methods_run_only_when_named_and_cap_every_repair_candidate(cap
 
     optional = rum_suite.optional_methods()
     assert not set(optional) & set(rum_suite.methods(False))  # a full run never includes them
-    kw = optional["auto:repair-8192"]
-    assert kw["policy"] == "auto"
-    assert [(n, {k: v for k, v in p.items() if k != "retain_per_epoch"}) for n, p in kw["unlearners"]["repair"]] \
+    policy = optional["auto:repair-8192"]["policy"]
+    assert isinstance(policy, rum.policies.Auto)
+    assert [(n, {k: v for k, v in p.items() if k != "retain_per_epoch"}) for n, p in policy.repair] \
         == [(n, p) for n, p in AUTO_REPAIR]
-    assert {p["retain_per_epoch"] for _, p in kw["unlearners"]["repair"]} == {8192}
+    assert {p["retain_per_epoch"] for _, p in policy.repair} == {8192}
     with pytest.raises(SystemExit):
         rum_suite.main(["--methods", "auto,auto:repair-9999", "--no-write"])
     assert "auto:repair-8192" in capsys.readouterr().err  # named among the choices
@@ -254,7 +255,8 @@ def test_optional_methods_run_only_when_named_and_cap_every_repair_candidate(cap
 
 def test_a_budget_relative_to_retraining_becomes_seconds_for_rum():
     kw = rum_suite.optional_methods()["auto:budget-0.2x"]
-    assert rum_suite.with_budget(kw, 12.5) == {"policy": "auto", "budget": 2.5}
+    (policy,) = rum_suite.with_budget(kw, 12.5).values()
+    assert isinstance(policy, rum.policies.Auto) and policy.budget == 2.5
     assert rum_suite.with_budget({"policy": "auto"}, 12.5) == {"policy": "auto"}
 
 

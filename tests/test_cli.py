@@ -174,15 +174,15 @@ def test_plan_auto_searches_under_the_retain_guard_it_is_given(files, digits, ca
 def test_run_auto_takes_a_json_list_of_candidates(files, digits, capsys):
     out = files / "auto.pt"
     assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
-                 "auto", "--unlearners", '["neggrad", ["finetune", {"epochs": 2}]]', "--seed", "4",
+                 "auto", "-P", 'candidates=["neggrad", ["finetune", {"epochs": 2}]]', "--seed", "4",
                  "--device", "cpu", "--out", str(out), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    expected = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto",
-                           unlearners=["neggrad", ("finetune", {"epochs": 2})], random_state=4,
+    expected = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=4,
+                           policy=rum.policies.Auto(candidates=["neggrad", ("finetune", {"epochs": 2})]),
                            device="cpu", progress=False)
     assert state_equal(load(out), expected.model)
     assert [s["unlearner"] for s in printed["steps"]] == [s.unlearner for s in expected.plan.steps]
-    # the list sets the group candidates; the repair is the default one
+    # the candidates are the groups'; the repair is the default one
     assert {s.unlearner for s in expected.plan.steps if s.group != -1} <= {"neggrad", "finetune", "noop"}
     assert {s.unlearner for s in expected.plan.steps if s.group == -1} <= {"neggrad+", "finetune", "noop"}
     # what the search tried comes with the result: in the JSON, and as a table in the text
@@ -198,7 +198,7 @@ def test_plan_auto_takes_a_budget_option(files, digits, capsys):
     plan_path = files / "budget_plan.json"
     # a budget spent before any stage starts: the plan does nothing, and its report says why
     assert main(["plan", *model_args(files), *data_args(files, "forget", "retain"), "--policy",
-                 "auto", "-o", "budget=1e-9", "--device", "cpu", "--out", str(plan_path)]) == 0
+                 "auto", "-P", "budget=1e-9", "--device", "cpu", "--out", str(plan_path)]) == 0
     assert "budget 1e-09s, cut short: reference" in capsys.readouterr().out
     plan = rum.Plan.load(plan_path)
     assert [s.unlearner for s in plan.steps] == ["noop"] and plan.search.budget == 1e-9
@@ -210,10 +210,10 @@ def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys
                  "--seed", "1", "--out", str(prof_path)]) == 0
     expected_profile = rum.profile(digits.model, digits.forget, digits.retain, random_state=1)
     assert rum.Profile.load(prof_path) == expected_profile
-    assert main(["plan", "--profile", str(prof_path), "--policy", "uniform", "--unlearners",
-                 '["neggrad+", {"epochs": 2}]', "--out", str(plan_path)]) == 0
+    assert main(["plan", "--profile", str(prof_path), "--policy", "uniform", "-P",
+                 'unlearner=["neggrad+", {"epochs": 2}]', "--out", str(plan_path)]) == 0
     text = capsys.readouterr().out
-    expected_plan = rum.plan(expected_profile, policy="uniform", unlearners=("neggrad+", {"epochs": 2}))
+    expected_plan = rum.plan(expected_profile, rum.policies.Uniform(("neggrad+", {"epochs": 2})))
     assert rum.Plan.load(plan_path) == expected_plan and "neggrad+" in text
     assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--plan",
                  str(plan_path), "--seed", "2", "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
@@ -224,11 +224,10 @@ def test_profile_plan_run_chain_equals_the_python_pipeline(files, digits, capsys
 
 def test_plan_can_profile_first(files, digits, capsys):
     assert main(["plan", *model_args(files), *data_args(files, "forget", "retain"),
-                 "--policy", "uniform", "--unlearners", "finetune", "--json"]) == 0
+                 "--policy", "uniform", "-P", "unlearner=finetune", "--json"]) == 0
     plan = rum.Plan.from_dict(json.loads(capsys.readouterr().out))
     assert plan == rum.plan(rum.profile(digits.model, digits.forget, digits.retain, random_state=0),
-                            policy="uniform", unlearners="finetune",
-                            n_retain=len(digits.retain[1]))
+                            rum.policies.Uniform("finetune"), n_retain=len(digits.retain[1]))
     assert all(c is not None for c in plan.estimated_cost())  # the dry run shows its cost
 
 
@@ -325,7 +324,7 @@ def _error_cases(d):
                                      "drop --profile"),
         "retain guard on a plan that is not searched": (
             ["plan", *model_args(d), *data_args(d, "forget"), "--retain-guard", "0.2"],
-            "needs --policy auto"),
+            "search policy's trials"),
         "retain guard as an option": ([*run[:1], *model_args(d), *run[1:], "-o", "retain_guard=0.2"],
                                       "--retain-guard"),
         "report of a missing result": (["report", "--result", str(d / "nope.json"), "--out", str(d / "r.html")],
@@ -336,6 +335,21 @@ def _error_cases(d):
                                       "retain_guard"),
         "wrong number of classes": (["evaluate", *model_args(d), "--arch-kwargs", '{"n_classes": 3}',
                                      *data_args(d, "forget", "retain", "test")], "shape mismatches"),
+        # nothing is written over an input or another output, and outputs are checked first
+        "output over the input model": (["run", *model_args(d), *data_args(d, "forget", "retain"),
+                                         "--unlearner", "noop", "--out", str(d / "model.pt")],
+                                        "also --model"),
+        "result over the weights": ([*run[:1], *model_args(d), *run[1:], "--result", str(d / "x.pt")],
+                                    "--result"),
+        "output is a folder": (["run", *model_args(d), *data_args(d, "forget"), "--out", str(d)],
+                               "is a folder"),
+        "unknown policy option": ([*run[:1], *model_args(d), *run[1:], "--policy", "auto", "-P",
+                                   "budgt=3"], "Did you mean 'budget'"),
+        "bad policy option": ([*run[:1], *model_args(d), *run[1:], "--policy", "auto", "-P",
+                               "budget=-3"], "'budget' parameter of Auto"),
+        "policy option without a policy's option": (
+            [*run[:1], *model_args(d), *run[1:], "--unlearner", "noop", "--policy", "uniform"],
+            "not both"),
     }
 
 
@@ -369,3 +383,41 @@ def test_a_user_error_prints_no_traceback_in_a_real_process(files):
 def test_every_command_is_registered():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
+
+
+def test_nothing_is_written_when_an_output_clashes(files):
+    before = (files / "model.pt").read_bytes()
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--unlearner",
+                 "noop", "--out", str(files / "model.pt")]) == 2
+    assert (files / "model.pt").read_bytes() == before
+    out = files / "clash.pt"
+    assert main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--unlearner",
+                 "noop", "--out", str(out), "--result", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_a_plan_file_never_imports_the_code_it_names(files, tmp_path, monkeypatch, capsys):
+    """A plan is data: a module next to it (or anywhere on the path) is never imported."""
+    marker = tmp_path / "imported"
+    (tmp_path / "planted_rum_module.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nclass Thing:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    plan = {"policy": "manual", "n_forget": 126, "n_retain": 0,
+            "steps": [{"group": -1, "indices": list(range(126)), "unlearner": "planted_rum_module:Thing",
+                       "params": {}}]}
+    for name in ("planted_rum_module:Thing", "this:x"):  # a stdlib module prints on import
+        plan["steps"][0]["unlearner"] = name
+        path = tmp_path / "plan.json"
+        path.write_text(json.dumps(plan))
+        with pytest.raises(rum.exceptions.UnknownUnlearnerError, match="never imports"):
+            rum.Plan.load(path)
+        rc = main(["run", *model_args(files), *data_args(files, "forget", "retain"), "--plan", str(path),
+                   "--out", str(tmp_path / "out.pt")])
+        assert rc == 2 and "never imports" in capsys.readouterr().err
+    assert not marker.exists()
+    assert "planted_rum_module" not in sys.modules and "this" not in sys.modules
+    # an unknown plain name lists the registered unlearners
+    plan["steps"][0]["unlearner"] = "finetun"
+    with pytest.raises(rum.exceptions.UnknownUnlearnerError, match="Did you mean 'finetune'.*Known"):
+        rum.Plan.from_dict(plan)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from rum.data import TensorData, as_data, check_fits_model, count_items
+from rum._data import TensorData, as_data, check_fits_model, count_items
 from rum.exceptions import (
     EmptyDataError,
     IncompatibleDataError,

@@ -76,7 +76,7 @@ def run(digits):
     groups = (mem > 0.5).astype(int)
     prof = rum.Profile.from_groups(mem, ent, groups, es={0: 1.5, 1: 3.0},
                                    scorers={"memorization": "test", "entanglement": "test"}, seed=0)
-    plan = rum.plan(prof, policy="rum", unlearners={0: ("finetune", {"epochs": 1}), 1: "neggrad"})
+    plan = rum.plan(prof, rum.policies.RUM({0: ("finetune", {"epochs": 1}), 1: "neggrad"}))
     res = rum.execute(plan, digits.model, digits.forget, digits.retain, profile=prof,
                       random_state=0, device="cpu", progress=False)
     ev = rum.evaluate(res.model, forget_set=digits.forget, retain_set=digits.retain,

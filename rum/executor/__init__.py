@@ -1,8 +1,11 @@
-"""Executor: run a plan's steps in sequence, each from the previous step's model."""
+"""Executor: run a plan's steps in sequence, each from the previous step's model.
+
+Each step runs through the step runner (:func:`rum._runner.run_step`); a step that
+diverges or collapses is undone, and its fallbacks (if any) run instead.
+"""
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from typing import Any
@@ -10,28 +13,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._guard import GUARD_CONSTRAINT, RETAIN_GUARD, RetainGuard, accuracy_on
-from rum._seeding import seeded
+from rum._data import TensorData, model_dtype, prepare_call
+from rum._runner import StepResult, run_step
+from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD, RetainGuard
+from rum._runtime.predict import accuracy_on
+from rum._runtime.progress import progress_enabled
+from rum._runtime.seeding import step_seeds
 from rum._validation import InstanceOf, validate_params
-from rum.data import TensorData, model_dtype
 from rum.exceptions import DivergenceWarning, InvalidParameterError
-from rum.executor.result import StepResult, UnlearnResult
+from rum.executor.result import UnlearnResult
 from rum.planner._plan import Plan, unlearner_key
+from rum.planner.policies import SearchOutcome
+from rum.profiler import _profile_data
 from rum.profiler._profile import Profile
-from rum.unlearners.context import NonFiniteLossError, RunContext
 
 __all__ = ["execute", "StepResult", "UnlearnResult"]
-
-
-def _progress_enabled(progress: bool | None) -> bool:
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
-
-
-def step_seeds(seed: int, n: int) -> list[int]:
-    """Independent per-step seeds derived from the run's seed."""
-    return [int(s.generate_state(1, np.uint64)[0] >> 1) for s in np.random.SeedSequence(seed).spawn(n)]
 
 
 def _retain_for_step(
@@ -47,104 +43,9 @@ def _retain_for_step(
     return extra if retain is None else retain.concat(extra)
 
 
-def _all_finite(model: torch.nn.Module) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
-
-
 def _accuracies(model: torch.nn.Module, forget: TensorData, retain: TensorData | None, when: str) -> dict:
     """``forget_acc_<when>`` and ``retain_acc_<when>`` of ``model`` (the result's metrics)."""
     return {f"forget_acc_{when}": accuracy_on(model, forget), f"retain_acc_{when}": accuracy_on(model, retain)}
-
-
-def retry_hint(u) -> str:
-    """What to change when ``u`` diverged or wrecked the model, with its own settings named."""
-    params = u.get_params()
-    lr = params.get("lr")
-    tips = [f"a smaller lr (this step used lr={lr:g})" if isinstance(lr, (int, float)) else "a smaller lr"]
-    if params.get("optimizer") == "sgd":
-        # measured: SCRUB's SGD steps wreck a CNN trained with Adam even at a tenth of its lr
-        tips.append("optimizer='adam' with lr=1e-3 (a model trained with Adam may only take "
-                    "much smaller SGD steps)")
-    tips.append("fewer epochs")
-    return "Try " + ", ".join(tips) + ", or another unlearner."
-
-
-def _attempt(
-    u, name: str, model: torch.nn.Module, forget_i: TensorData, retain_i: TensorData | None,
-    guard: RetainGuard, n_items: int, step_seed: int, device: torch.device, n_classes: int,
-    desc: str | None,
-) -> tuple[torch.nn.Module, str, str, RunContext]:
-    """Run one unlearner of a step in place: ``(model, status, message, context)``.
-
-    The status is ``"ok"``, ``"diverged"`` (non-finite loss or weights) or
-    ``"collapsed"`` (the retain guard tripped); the caller restores the weights
-    from before the step when it is not ``"ok"``.
-    """
-    bar = None
-    if desc is not None:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc=desc, unit="it", leave=True)
-
-    def on_start(total: int) -> None:
-        if bar is not None:
-            bar.reset(total=total)
-
-    def on_progress(n: int, loss: float | None) -> None:
-        if bar is not None:
-            bar.update(n)
-            if loss is not None:
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-
-    status, message = "ok", ""
-    # retrain is the reference itself: whatever it reaches is what retraining gives
-    guarded = guard.data is not None and not u.tags.exact
-    guard.start_step()
-    with seeded(step_seed, device) as gen:
-        ctx = RunContext(
-            device=device,
-            generator=gen,
-            seed=step_seed,
-            n_classes=n_classes,
-            on_progress=on_progress,
-            on_start=on_start,
-            on_epoch_end=guard.on_epoch_end if guarded else None,
-        )
-        was_training = model.training
-        try:
-            out = u._unlearn(model, forget_i, retain_i, ctx)
-            if out is not None:
-                if not isinstance(out, torch.nn.Module):
-                    raise TypeError(
-                        f"{type(u).__name__}._unlearn must return the model (an nn.Module), "
-                        f"returned {type(out).__name__}."
-                    )
-                model = out
-            if not _all_finite(model):
-                raise NonFiniteLossError(float("nan"), ctx.iterations)
-        except NonFiniteLossError as err:
-            status = "diverged"
-            message = (
-                f"{name}: loss or weights became {err.value} at iteration "
-                f"{err.iteration}; the step was stopped and the weights from before it "
-                f"restored. {retry_hint(u)}"
-            )
-        finally:
-            model.train(was_training)
-            if bar is not None:
-                bar.close()
-    model.eval()
-    collapsed = guard.after_step(model) if status == "ok" and guarded else None
-    if collapsed is not None:
-        status = "collapsed"
-        message = (
-            f"{name}: retain accuracy fell from {guard.before:.3f} to {collapsed[1]:.3f} "
-            f"({collapsed[0]:.0%} of the accuracy above the majority-class rate "
-            f"{guard.floor:.3f}; retain_guard allows {guard.limit:.0%}); the weights from "
-            f"before the step were restored, so its {n_items} item(s) were not "
-            f"unlearned by it. {retry_hint(u)}"
-        )
-    return model, status, message, ctx
 
 
 def run_plan(
@@ -178,7 +79,7 @@ def run_plan(
     metrics = _accuracies(model, forget, retain, "before")
     guard = RetainGuard(model, retain, retain_guard, seed)
 
-    show = _progress_enabled(progress)
+    show = progress_enabled(progress)
     results: list[StepResult] = []
     t_exec = time.perf_counter()
     for i, (s, us, step_seed) in enumerate(zip(plan.steps, unlearners, step_seeds(seed, len(plan)))):
@@ -189,11 +90,10 @@ def run_plan(
         failed: list[str] = []
         for u in us:
             name = unlearner_key(u)
-            desc = f"step {i + 1}/{len(plan)} {name}" if show else None
-            model, status, message, ctx = _attempt(
-                u, name, model, forget_i, retain_i, guard, len(s.indices), step_seed, device,
-                n_classes, desc,
-            )
+            run = run_step(u, model, forget_i, retain_i, seed=step_seed, device=device,
+                           n_classes=n_classes, guard=guard, label=name,
+                           progress=f"step {i + 1}/{len(plan)} {name}" if show else None)
+            model, status, message = run.model, run.status, run.message
             if status == "ok":
                 break
             model.load_state_dict(snapshot)
@@ -212,8 +112,8 @@ def run_plan(
                 unlearner=name,
                 n_items=len(s.indices),
                 seconds=time.perf_counter() - t0,
-                iterations=ctx.iterations,
-                final_loss=ctx.last_loss,
+                iterations=run.iterations,
+                final_loss=run.loss,
                 status=status,
                 message=message,
             )
@@ -235,45 +135,38 @@ def run_plan(
 
 
 def result_from_search(
-    plan: Plan,
-    model: torch.nn.Module,
+    outcome: SearchOutcome,
     original: torch.nn.Module,
     forget: TensorData,
     retain: TensorData | None,
     *,
     profile: Profile,
-    efforts: list[dict],
     device: torch.device,
     seed: int,
     timings: dict,
-    target_accuracy: float | None = None,
 ) -> UnlearnResult:
-    """The result of a plan whose steps already ran during a search (the ``auto`` policy).
+    """The result of a plan whose steps already ran during a search (a search policy).
 
-    ``model`` is what the plan produces (the search guarantees an exact replay
-    would give the same weights); each step's seconds are those of its trial,
-    already counted in ``timings["plan"]``, so ``timings["execute"]`` is 0.
-    ``target_accuracy``, the forget accuracy the search aimed at, becomes the
-    metric ``forget_acc_target``. What the search tried is on the plan (``plan.search``).
+    ``outcome.model`` is what the plan produces (the search guarantees an exact
+    replay would give the same weights), ``original`` the model before it. Each
+    step's seconds are those of its trial, already counted in ``timings["plan"]``,
+    so ``timings["execute"]`` is 0. The forget accuracy the search aimed at, when it
+    reports one (``plan.search.target_accuracy``), becomes the metric
+    ``forget_acc_target``.
     """
+    model, plan = outcome.model, outcome.plan
     dtype = model_dtype(model)
     forget = forget.to(device, dtype)
     retain = None if retain is None else retain.to(device, dtype)
     metrics = {**_accuracies(original, forget, retain, "before"),
                **_accuracies(model, forget, retain, "after")}
-    if target_accuracy is not None:
-        metrics["forget_acc_target"] = float(target_accuracy)
-    steps = tuple(
-        StepResult(step=i, group=s.group, unlearner=s.unlearner, n_items=len(s.indices),
-                   seconds=e.get("seconds", 0.0), iterations=e.get("iterations", 0),
-                   final_loss=e.get("loss"))
-        for i, (s, e) in enumerate(zip(plan.steps, efforts))
-    )
+    if plan.search is not None and not np.isnan(plan.search.target_accuracy):
+        metrics["forget_acc_target"] = float(plan.search.target_accuracy)
     timings = dict(timings, execute=0.0)
     timings["total"] = sum(timings.get(k, 0.0) for k in ("profile", "plan", "execute"))
     model.eval()
-    return UnlearnResult(model=model, plan=plan, profile=profile, steps=steps, timings=timings,
-                         metrics=metrics, seed=seed, device=str(device))
+    return UnlearnResult(model=model, plan=plan, profile=profile, steps=outcome.steps,
+                         timings=timings, metrics=metrics, seed=seed, device=str(device))
 
 
 def execute(
@@ -305,14 +198,12 @@ def execute(
     Example:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
     """
-    from rum.api import _prepare
-
     validate_params(
         {"plan": plan, "retain_guard": retain_guard},
         {"plan": [InstanceOf((Plan,), "a rum.Plan")], "retain_guard": GUARD_CONSTRAINT},
         "rum.execute",
     )
-    prep = _prepare(model, forget_set, retain_set, device, random_state)
+    prep = prepare_call(model, forget_set, retain_set, device, random_state)
     if plan.n_forget and plan.n_forget != len(prep.forget):
         raise InvalidParameterError(
             f"plan was made for {plan.n_forget} forget items but forget_set has {len(prep.forget)}."
@@ -323,8 +214,6 @@ def execute(
             f"plan refers to forget items {bad[:5]} outside forget_set (size {len(prep.forget)})."
         )
     if profile is None:
-        from rum.profiler import _profile_data
-
         profile = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
     return run_plan(
         plan,

@@ -9,50 +9,11 @@ from typing import Any
 import torch
 
 from rum._records import jsonable, load_json, save_json, table
+from rum._runner import StepResult
 from rum.planner._plan import Plan
 from rum.profiler._profile import Profile
 
 __all__ = ["StepResult", "UnlearnResult"]
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What happened in one plan step.
-
-    Attributes:
-        step: position in the plan.
-        group: the profile group treated.
-        unlearner: the name of the unlearner that ran (the last one tried when
-            the step has fallbacks).
-        n_items: forget items in the step.
-        seconds: wall-clock time of the step.
-        iterations: optimiser iterations reported by the unlearner.
-        final_loss: last reported loss (``None`` when none was reported).
-        status: ``"ok"``; ``"diverged"`` when the loss or the weights became
-            NaN/inf; ``"collapsed"`` when the step cost the model more retain
-            accuracy than ``retain_guard`` allows. In both cases the step was
-            stopped or undone and the weights from before it restored;
-            ``"fallback"`` when that happened to the step's unlearner and one
-            of its fallbacks then ran without it.
-        message: details for a status other than ``"ok"``.
-    """
-
-    step: int
-    group: int
-    unlearner: str
-    n_items: int
-    seconds: float
-    iterations: int = 0
-    final_loss: float | None = None
-    status: str = "ok"
-    message: str = ""
-
-    def to_dict(self) -> dict:
-        return jsonable(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> StepResult:
-        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -66,9 +27,9 @@ class UnlearnResult:
         steps: one :class:`StepResult` per plan step.
         timings: seconds spent in ``profile``, ``plan``, ``execute`` and ``total``.
         metrics: accuracies of the model on the forget and retain sets before
-            and after unlearning (fractions); with the ``auto`` policy also
-            ``forget_acc_target``, the forget accuracy its search aimed at
-            (its estimate of what a retrained model gets right).
+            and after unlearning (fractions); with a search policy that reports
+            it (``auto``) also ``forget_acc_target``, the forget accuracy its
+            search aimed at (its estimate of what a retrained model gets right).
         seed: the seed used; pass it as ``random_state`` to repeat the run.
         device: the device the steps ran on.
 
@@ -86,7 +47,7 @@ class UnlearnResult:
 
     @property
     def search(self):
-        """With the ``auto`` policy, what its search aimed at and tried
+        """With a search policy (``auto``), what its search aimed at and tried
         (:class:`~rum.planner.SearchReport`, kept on the plan: ``plan.search``;
         ``print(result.search)``); otherwise ``None``."""
         return self.plan.search

@@ -3,7 +3,8 @@
 Remove, relabel or edit training items after training by a first- or
 second-order update of the weights, with certified removal for L2-regularised
 binary logistic regression. The entry point is :func:`rum.correct`; requests
-are built with :mod:`rum.requests`.
+are built with :mod:`rum.requests`, solver options are an :class:`InfluenceSettings`
+(shared with the ``influence`` unlearner), and the result is a :class:`CorrectionResult`.
 """
 
 from rum.influence.cache import HessianCache, cache_hessian
@@ -17,15 +18,17 @@ from rum.influence.certified import (
     noise_scale,
 )
 from rum.influence.convex import BinaryLogit, fit_convex, is_linear_model
-from rum.influence.correct import correct
 from rum.influence.hvp import ParamSpace, hvp, select_parameters
 from rum.influence.objective import Objective, Term
 from rum.influence.requests import Request, delete, relabel, replace_features
+from rum.influence.result import CorrectionResult
+from rum.influence.settings import InfluenceSettings
 from rum.influence.sklearn import estimator_to_torch, fit_certified_logistic_regression
 from rum.influence.solvers import SolveInfo, solve_cg, solve_dense, solve_lissa, top_eigenvalue
 
 __all__ = [
-    "correct",
+    "InfluenceSettings",
+    "CorrectionResult",
     "cache_hessian",
     "HessianCache",
     "Request",

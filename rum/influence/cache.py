@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
+from rum._data import as_data, check_fits_model, check_model
 from rum._validation import resolve_device
-from rum.data import as_data, check_fits_model, check_model
 from rum.exceptions import InvalidParameterError
 from rum.influence.hvp import ParamSpace
 from rum.influence.objective import Objective, Term
@@ -159,7 +159,7 @@ def cache_hessian(
     if skl.is_logistic_regression(model):
         if parameters is not None:
             raise InvalidParameterError("parameters must be None for a scikit-learn model.")
-        train = as_data(skl._encode(model, train_set, "train_set"), "train_set")
+        train = as_data(skl.encode_labels(model, train_set, "train_set"), "train_set")
         model, _ = skl.estimator_to_torch(model)
     else:
         check_model(model)

@@ -41,9 +41,9 @@ from typing import Any
 import torch
 from torch.func import functional_call, jacrev
 
+from rum._data import as_data, check_fits_model, check_model
 from rum._records import jsonable
 from rum._validation import check_random_state
-from rum.data import as_data, check_fits_model, check_model
 from rum.exceptions import IneligibleModelError, InvalidParameterError
 from rum.influence.convex import fit_convex, is_linear_model
 from rum.influence.hvp import ParamSpace, select_parameters

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from rum.data import TensorData
+from rum._data import TensorData
 
 __all__ = ["split_frozen_prefix", "tail_view", "MAX_FEATURE_BYTES"]
 

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import torch
 from torch.func import grad_and_value
 
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.influence.hvp import ParamSpace, batch_loss_fn, hvp, hvp_many
+from rum.influence.linear import BinaryLogit, is_linear_model
 
 __all__ = ["Term", "Objective"]
 
@@ -56,7 +57,7 @@ class Objective:
 
     Example:
         >>> import torch
-        >>> from rum.data import TensorData
+        >>> from rum._data import TensorData
         >>> from rum.influence.hvp import ParamSpace
         >>> m = torch.nn.Linear(2, 2)
         >>> d = TensorData(torch.randn(5, 2), torch.tensor([0, 1, 0, 1, 1]))
@@ -246,8 +247,6 @@ class _LinearLayout:
 
 
 def _linear_layout(obj: Objective) -> _LinearLayout | None:
-    from rum.influence.convex import BinaryLogit, is_linear_model
-
     model = obj.model
     if not is_linear_model(model):
         return None

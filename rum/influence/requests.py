@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum.data import TensorData, as_data
+from rum._data import TensorData, as_data
 from rum.exceptions import EmptyDataError, InvalidDataError, InvalidParameterError
 
 __all__ = ["Request", "replace_features", "relabel", "delete"]
@@ -161,7 +161,7 @@ def replace_features(
     """Replace the values of some feature columns.
 
     Args:
-        data: the training set (any form :func:`rum.data.as_data` reads).
+        data: the training set (any form rum reads).
         columns: feature column positions (into the flattened features).
         values: the new values: a scalar, one value per column, or an array
             of shape ``(len(rows), len(columns))``.

@@ -17,7 +17,6 @@ estimator fitted to (close to) the optimum on exactly ``train_set``.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -25,32 +24,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from rum._validation import check_random_state, resolve_device
-from rum.data import as_data, count_items
+from rum._data import TensorData, as_data, is_logistic_regression
 from rum.exceptions import IneligibleModelError, InvalidDataError, InvalidParameterError
 from rum.influence import certified as cert
-from rum.influence.convex import BinaryLogit
+from rum.influence.linear import BinaryLogit
 from rum.influence.requests import Request
 
 __all__ = [
     "is_logistic_regression",
     "estimator_to_torch",
-    "correct_estimator",
+    "encode_labels",
+    "l2_lambda",
     "fit_certified_logistic_regression",
 ]
 
 
-def is_logistic_regression(obj: Any) -> bool:
-    """Whether ``obj`` is a scikit-learn ``LogisticRegression`` (without importing sklearn eagerly)."""
-    mod = type(obj).__module__ or ""
-    if not mod.startswith("sklearn"):
-        return False
-    from sklearn.linear_model import LogisticRegression
-
-    return isinstance(obj, LogisticRegression)
-
-
-def _l2_lambda(est: Any, n: int) -> float:
+def l2_lambda(est: Any, n: int) -> float:
     penalty = getattr(est, "penalty", "l2")
     l1_ratio = getattr(est, "l1_ratio", None)
     if penalty in (None, "none"):
@@ -120,10 +109,8 @@ def estimator_to_torch(est: Any) -> tuple[nn.Module, list[str]]:
     return model.eval(), names
 
 
-def _encode(est: Any, data: Any, name: str, allow_empty: bool = False):
+def encode_labels(est: Any, data: Any, name: str, allow_empty: bool = False):
     """Turn raw labels into positions in ``est.classes_`` (data already converted passes through)."""
-    from rum.data import TensorData
-
     if isinstance(data, (TensorData, Request)) or data is None:
         return data
     if isinstance(data, (tuple, list)) and len(data) == 2:
@@ -140,56 +127,6 @@ def _encode(est: Any, data: Any, name: str, allow_empty: bool = False):
             )
         return as_data((X, pos.astype(np.int64)), name, allow_empty=allow_empty)
     return data
-
-
-def correct_estimator(est, before, after, *, train_set, settings, weight_decay, parameters,
-                      epsilon, delta, device, random_state, hessian_cache=None, verify=True):
-    """:func:`rum.correct` for a fitted ``LogisticRegression``; returns an updated copy in ``result.model``."""
-    from rum.influence.correct import _as_request, _check_cache, correct_torch
-
-    if weight_decay is not None:
-        raise InvalidParameterError(
-            "weight_decay is taken from the estimator's C (lambda = 1 / (C n)); do not pass it "
-            "with a scikit-learn model."
-        )
-    if parameters is not None:
-        raise InvalidParameterError("parameters must be None for a scikit-learn model.")
-    model, penalized = estimator_to_torch(est)
-    request = _as_request(_encode(est, before, "before"), _encode(est, after, "after"))
-    if verify:
-        train = as_data(_encode(est, train_set, "train_set"), "train_set")
-        if train.X.shape[1:] != (model_in := torch.Size([est.coef_.shape[1]])):
-            raise InvalidDataError(
-                f"train_set has features of shape {tuple(train.X.shape[1:])}, the estimator "
-                f"expects {tuple(model_in)}."
-            )
-        n_train = len(train)
-    else:  # never read: only its size matters
-        train = n_train = count_items(train_set, "train_set")
-    lam = _l2_lambda(est, n_train)
-    perturb = cert.attached(est)
-    if perturb is not None:
-        setattr(model, cert.ATTRIBUTE, perturb)
-    if not getattr(est, "fit_intercept", True):
-        penalized = None  # every parameter is penalised
-    res = correct_torch(
-        model, request, train, settings=settings, weight_decay=lam, parameters=None,
-        penalized=penalized, epsilon=epsilon, delta=delta, device=resolve_device(device),
-        seed=check_random_state(random_state), fixed_sum_penalty=True,
-        hessian_cache=_check_cache(hessian_cache), verify=verify,
-    )
-    new = copy.deepcopy(est)
-    fitted = res.model.double().cpu()
-    lin = fitted.linear if isinstance(fitted, BinaryLogit) else fitted
-    new.coef_ = lin.weight.detach().numpy().astype(np.float64).copy()
-    if getattr(est, "fit_intercept", True):
-        new.intercept_ = lin.bias.detach().numpy().astype(np.float64).copy()
-    p = cert.attached(fitted)
-    if p is not None:
-        new.rum_perturbation_ = p
-    from dataclasses import replace
-
-    return replace(res, model=new)
 
 
 def fit_certified_logistic_regression(X: Any, y: Any, *, C: float = 1.0, sigma: float,

@@ -10,10 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from rum.data import TensorData, model_dtype
-from rum.influence.convex import is_linear_model
+from rum._data import TensorData, model_dtype
 from rum.influence.features import tail_view
 from rum.influence.hvp import ParamSpace, select_parameters
+from rum.influence.linear import is_linear_model
 
 __all__ = ["Workspace", "build_workspace", "default_batch_size", "DEEP_BATCH_SIZE", "LINEAR_BATCH_SIZE"]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
+from rum._data import TensorData, as_data, check_fits_model, check_model
 from rum._records import jsonable, table
 from rum._validation import check_random_state
-from rum.data import TensorData, as_data, check_fits_model, check_model
 from rum.metrics.functional import (
     accuracy_from_logits,
     predict_logits,

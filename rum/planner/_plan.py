@@ -1,8 +1,13 @@
-"""The Plan record: an ordered list of unlearning steps, one per group."""
+"""The Plan record: an ordered list of unlearning steps, one per group.
+
+Plans are data: a step names its unlearner by its registry name, and a plan read
+from JSON is turned back into unlearners through the registry alone. Loading,
+printing or running a plan never imports a module; a plug-in is available once the
+user has imported the code that registers it (:func:`rum.register_unlearner`).
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from rum._records import jsonable, load_json, save_json, table
+from rum.exceptions import UnknownUnlearnerError
 from rum.planner._search import SearchReport
 from rum.unlearners.base import Unlearner
+from rum.unlearners.registry import UNLEARNERS, make_unlearner
 
 __all__ = ["Plan", "Step", "RETAIN_POLICIES"]
 
@@ -23,9 +30,11 @@ RETAIN_POLICIES = ("strict", "progressive")
 
 
 def unlearner_key(u: Unlearner) -> str:
-    """The name a step records for an unlearner: its registry name, else ``module:QualName``."""
-    from rum.unlearners.registry import UNLEARNERS
+    """The name a step records for an unlearner: its registry name, else ``module:QualName``.
 
+    A plan holding an unregistered class runs in the session that made it (the step
+    keeps the object); saved and loaded, it needs the class registered.
+    """
     cls = type(u)
     if cls.name and cls.name in UNLEARNERS and UNLEARNERS.get(cls.name) is cls:
         return cls.name
@@ -60,7 +69,9 @@ class Step:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "indices", tuple(np.asarray(self.indices, dtype=np.int64).ravel().tolist()))
-        object.__setattr__(self, "params", dict(self.params))
+        # a record parameter (an InfluenceSettings...) is kept as the dict JSON gives back
+        object.__setattr__(self, "params", {k: v.to_dict() if _is_record(v) else v
+                                            for k, v in dict(self.params).items()})
         object.__setattr__(self, "fallbacks", tuple((str(n), dict(p)) for n, p in self.fallbacks))
 
     @classmethod
@@ -99,6 +110,10 @@ class Step:
 
     @classmethod
     def from_dict(cls, d: dict) -> Step:
+        """A step from :meth:`to_dict`'s form; every unlearner it names must be registered."""
+        check_registered(d["unlearner"])
+        for f in d.get("fallbacks", ()):
+            check_registered(f["unlearner"], "step.fallbacks")
         return cls(
             group=int(d["group"]),
             indices=tuple(d["indices"]),
@@ -109,19 +124,37 @@ class Step:
         )
 
 
-def _build(name: str, params: dict, instance: Unlearner | None) -> Unlearner:
-    """An unlearner from its recorded name and parameters (or the class of ``instance``)."""
-    from rum.unlearners.registry import UNLEARNERS, make_unlearner
+def _is_record(value: Any) -> bool:
+    return hasattr(value, "to_dict") and hasattr(type(value), "from_dict")
 
+
+def _build(name: str, params: dict, instance: Unlearner | None) -> Unlearner:
+    """An unlearner from its recorded name and parameters (or the class of ``instance``).
+
+    Names resolve through the registry only; nothing is imported.
+    """
     if instance is not None:
         return make_unlearner(type(instance), params, "step.unlearner")
-    if name in UNLEARNERS or ":" not in name:
-        return make_unlearner(name, params, "step.unlearner")
-    module, _, qual = name.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in qual.split("."):
-        obj = getattr(obj, part)
-    return make_unlearner(obj, params, "step.unlearner")
+    check_registered(name)
+    return make_unlearner(name, params, "step.unlearner")
+
+
+def check_registered(name: str, where: str = "step.unlearner") -> None:
+    """Raise :class:`~rum.exceptions.UnknownUnlearnerError` unless ``name`` is a registered unlearner.
+
+    The message lists the registered names and, for a ``module:Class`` name (a
+    plan made from an unregistered class), says how to make it loadable.
+    """
+    if isinstance(name, str) and name in UNLEARNERS:
+        return
+    known = ", ".join(UNLEARNERS.names())
+    if isinstance(name, str) and ":" in name:
+        raise UnknownUnlearnerError(
+            f"{where}={name!r} names a class, not a registered unlearner. rum never imports "
+            "code named in a plan: register the class with @rum.register_unlearner('a-name'), "
+            f"import the module that does so, and make the plan again. Registered: {known}."
+        )
+    UNLEARNERS.get(name, where)  # raises, listing the registered names
 
 
 def _with_changes(name: str, params: dict) -> str:

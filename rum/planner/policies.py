@@ -1,29 +1,58 @@
-"""Planning policies: how profile groups become an ordered list of steps.
+"""Planning policies: objects that turn a profile into an ordered plan of steps.
 
-A policy is a small class with one method, ``steps(profile, unlearners, seed)``,
-registered under a name. Users add their own with :func:`register_policy`.
+A policy carries its choices and checks them when it is made, before any data is
+touched: ``RUM({"high": "salun"})``, ``Uniform("finetune")``, ``Mapping({0: "noop",
+1: "random-label"})``, ``Auto(budget=30)``. A name (``policy="uniform"``) is a shorthand
+for the registered class with its defaults.
+
+There are two kinds:
+
+* a :class:`Policy` reads only the profile: :meth:`Policy.steps`;
+* a :class:`SearchPolicy` tries unlearners on the data: :meth:`SearchPolicy.search`
+  receives a :class:`PlanningContext` (the profile, a private copy of the model, the
+  data, the seed, and the step runner its trials run through) and returns a
+  :class:`SearchOutcome` (the plan and the model it produces).
+
+Add your own with :func:`register_policy`.
 """
 
 from __future__ import annotations
 
+import collections.abc as cabc
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
+from rum._data import Prepared, TensorData, model_dtype
+from rum._registry import Registry
+from rum._runner import EpochHook, StepResult, StepRun, run_step
+from rum._runtime.guard import RetainGuard
+from rum._validation import check_options
 from rum.exceptions import InvalidParameterError, UnknownNameError
-from rum.planner._plan import Step
+from rum.planner._plan import Plan, Step
 from rum.profiler._profile import Profile
-from rum.registry import Registry
 from rum.unlearners.base import Unlearner
 from rum.unlearners.registry import make_unlearner
 
 __all__ = [
     "Policy",
+    "SearchPolicy",
+    "PlanningContext",
+    "SearchOutcome",
+    "Vanilla",
+    "Uniform",
+    "Shuffle",
+    "RUM",
+    "Mapping",
     "register_policy",
     "get_policy",
     "list_policies",
+    "make_policy",
     "DEFAULT_UNLEARNER",
     "RUM_MAPPING",
 ]
@@ -38,32 +67,14 @@ POLICIES: Registry[type] = Registry("policy", UnknownPolicyError, plural="polici
 #: The unlearner of the single-unlearner policies when none is named.
 DEFAULT_UNLEARNER = "finetune"
 
-#: The default per-difficulty assignment of the ``"rum"`` policy. ``"low"`` is
+#: The default per-difficulty assignment of the :class:`RUM` policy. ``"low"`` is
 #: the least memorized group, ``"high"`` the most, ``"medium"`` any group in
 #: between; ``"repair"`` is a last step over the whole forget set that runs on
-#: retain data (``None`` to skip); a list names fallbacks in order of
-#: preference. Why, from the RUM suite in docs/benchmarks.md (3 tasks x 9
-#: forget scenarios x 3 seeds): on the least memorized group SCRUB (the
-#: student moves away from its teacher on the forget items while distilling it
-#: on retain) brings the items to held-out behaviour without over-forgetting,
-#: where doing nothing leaves the mislabeled items the profiler ranks low still
-#: memorized; the memorized groups need an update that actively forgets:
-#: relabelling on the medium groups, and SalUn (relabelling restricted to the
-#: weights most salient for the forget loss) on the most memorized one, which
-#: moved the mixed scenario (mislabeled plus ordinary items) from 0.90 to 0.97
-#: ToW on digits and from 0.89 to 0.92 on tabular; a short fine-tune on retain
-#: afterwards repairs the collateral damage. SCRUB's ascent and SalUn collapse
-#: the benchmark's 1-D CNN on some seeds; the executor's ``retain_guard`` then
-#: undoes the step, SalUn falls back to plain relabelling, SCRUB to one epoch
-#: of NegGrad+ (the best single unlearner on most mnist1d scenarios; it moved
-#: the mixed scenario there from 0.877 to 0.904 ToW), and the rest of the plan
-#: still runs. SCRUB on the medium groups too scored a little higher on
-#: the two MLP tasks but cost 0.3x the retrain time; SalUn on the medium groups
-#: too helped digits and hurt tabular; 3 repair epochs instead of 5 keep the
-#: whole plan within 0.25x on the suite's seeds (on mnist1d seeds 3 and 4 the
-#: NegGrad+ fallback takes it to 0.27x). The repair uses Adam (lr 1e-3): SGD at
-#: lr 0.1 wrecks the 1-D CNN and SGD at lr 0.01 is too weak to repair the digits MLP,
-#: while Adam's step size does not depend on the scale of the gradients.
+#: retain data (``None`` to skip); a list names fallbacks in order of preference.
+#: SCRUB brings the least memorized items to held-out behaviour without
+#: over-forgetting, relabelling and SalUn actively forget the memorized groups, and
+#: a short fine-tune with Adam repairs the collateral damage; the measurements
+#: behind each choice are in benchmarks/NOTES.md ("The default RUM mapping").
 RUM_MAPPING: dict[str, Any] = {
     "low": ["scrub", ("neggrad+", {"epochs": 1})],
     "medium": "random-label",
@@ -71,23 +82,31 @@ RUM_MAPPING: dict[str, Any] = {
     "repair": ("finetune", {"optimizer": "adam", "lr": 1e-3, "epochs": 3}),
 }
 
-
-def as_unlearner(spec: Any, argument: str) -> Unlearner:
-    """A name, class, instance or ``(name, params)`` pair as an :class:`Unlearner`."""
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], Mapping):
-        return make_unlearner(spec[0], dict(spec[1]), argument)
-    return make_unlearner(spec, None, argument)
+_LEVELS = ("low", "medium", "high", "repair")
 
 
+# -- specs of unlearners ---------------------------------------------------------------------
 def is_pair(spec: Any) -> bool:
     """Whether ``spec`` is one ``(name, params)`` pair (a two-item list too, as JSON gives it)."""
-    return isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], Mapping)
+    return isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], cabc.Mapping)
+
+
+def as_unlearner(spec: Any, argument: str) -> Unlearner:
+    """A name, class, instance or ``(name, params)`` pair as a validated :class:`Unlearner`."""
+    if is_pair(spec):
+        u = make_unlearner(spec[0], dict(spec[1]), argument)
+    else:
+        u = make_unlearner(spec, None, argument)
+    try:
+        u.validate_params()
+    except InvalidParameterError as err:
+        raise InvalidParameterError(f"{argument}: {err}") from None
+    return u
 
 
 def as_unlearners(specs: Sequence, argument: str) -> tuple[Unlearner, ...]:
-    """Several specs (pairs may be two-item lists) as unlearners, named ``argument[i]`` in errors."""
-    return tuple(as_unlearner(tuple(x) if is_pair(x) else x, f"{argument}[{i}]")
-                 for i, x in enumerate(specs))
+    """Several specs as unlearners, named ``argument[i]`` in errors."""
+    return tuple(as_unlearner(x, f"{argument}[{i}]") for i, x in enumerate(specs))
 
 
 def as_choice(spec: Any, argument: str) -> tuple[Unlearner, tuple[Unlearner, ...]]:
@@ -104,7 +123,7 @@ def as_choice(spec: Any, argument: str) -> tuple[Unlearner, tuple[Unlearner, ...
             )
         made = as_unlearners(spec, argument)
         return made[0], made[1:]
-    return as_unlearner(tuple(spec) if is_pair(spec) else spec, argument), ()
+    return as_unlearner(spec, argument), ()
 
 
 def difficulty_names(n_groups: int) -> list[str]:
@@ -114,41 +133,175 @@ def difficulty_names(n_groups: int) -> list[str]:
     return ["low"] + ["medium"] * (n_groups - 2) + ["high"]
 
 
-class Policy(ABC):
-    """Turn a :class:`Profile` into steps.
+# -- the planning context ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanningContext:
+    """What a :class:`SearchPolicy` may use: everything arrives through this one door.
 
-    Subclasses implement :meth:`steps`. ``unlearners`` is whatever the user
-    passed to :func:`rum.plan` (``None``, a single spec or a mapping).
+    Attributes:
+        profile: the forget set's profile (groups easiest first).
+        model: a private copy of the caller's model on ``device``, as it was before
+            unlearning. A search must not change it: copy it (``copy.deepcopy``) first.
+        forget: the forget data, in the profile's order, on ``device`` in the model's dtype.
+        retain: the retain data likewise, or ``None``.
+        device: where the search runs.
+        seed: the call's seed; derive per-step seeds with
+            :func:`rum._runtime.seeding.step_seeds` so the plan replays exactly.
+        n_classes: the number of classes the model predicts.
+        retain_guard: the executor's retain guard (``None``: off). Trials run
+            under it (:meth:`guard`), so a search never keeps a step that
+            :func:`rum.execute` would undo.
+        progress: whether to show progress bars.
+    """
+
+    profile: Profile
+    model: torch.nn.Module
+    forget: TensorData
+    retain: TensorData | None
+    device: torch.device
+    seed: int
+    n_classes: int
+    retain_guard: float | None = 0.5
+    progress: bool = False
+
+    @classmethod
+    def from_prepared(cls, profile: Profile, prep: Prepared, *, retain_guard: float | None,
+                      progress: bool) -> PlanningContext:
+        """The context of a call whose inputs :func:`rum._data.prepare_call` validated."""
+        model = prep.model.to(prep.device)
+        dtype = model_dtype(model)
+        return cls(profile=profile, model=model, forget=prep.forget.to(prep.device, dtype),
+                   retain=None if prep.retain is None else prep.retain.to(prep.device, dtype),
+                   device=prep.device, seed=prep.seed, n_classes=prep.n_classes,
+                   retain_guard=retain_guard, progress=progress)
+
+    def guard(self, model: torch.nn.Module) -> RetainGuard:
+        """The retain guard the executor would apply to ``model`` (measured now, as the reference)."""
+        return RetainGuard(model, self.retain, self.retain_guard, self.seed)
+
+    def run(self, unlearner: Unlearner, model: torch.nn.Module, forget: TensorData,
+            retain: TensorData | None, *, seed: int, guard: RetainGuard | None = None,
+            on_epoch: EpochHook | None = None) -> StepRun:
+        """Run one trial through the step runner (:func:`rum._runner.run_step`), as the
+        executor runs a plan's step: same seeding, context, guard and epoch hook."""
+        return run_step(unlearner, model, forget, retain, seed=seed, device=self.device,
+                        n_classes=self.n_classes, guard=guard, on_epoch=on_epoch)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a :class:`SearchPolicy` found.
+
+    Attributes:
+        plan: the plan (with what was tried as ``plan.search``, when recorded).
+        model: the model the plan produces: running ``plan`` with
+            :func:`rum.execute` (same seed and retain guard) must give these
+            weights, so :func:`rum.unlearn` returns it without replaying.
+        steps: one :class:`~rum.StepResult` per plan step (its trial's effort).
+    """
+
+    plan: Plan
+    model: torch.nn.Module
+    steps: tuple[StepResult, ...]
+
+
+# -- the base classes ----------------------------------------------------------------------------
+class Policy(ABC):
+    """Turns a :class:`~rum.Profile` into steps, from the profile alone.
+
+    A subclass takes its choices as keyword arguments of ``__init__`` (checked
+    there, stored under the same names) and implements :meth:`steps`.
 
     Example:
         >>> import numpy as np, rum
-        >>> from rum.planner.policies import Policy, register_policy
+        >>> from rum.policies import Policy, register_policy
         >>> @register_policy("hardest-only", force=True)
         ... class HardestOnly(Policy):
         ...     '''Only treat the most memorized group.'''
-        ...     def steps(self, profile, unlearners, seed):
+        ...     def __init__(self, unlearner="random-label"):
+        ...         self.unlearner = unlearner
+        ...     def steps(self, profile, seed):
         ...         last = profile.summary[-1].group
-        ...         u = rum.get_unlearner(unlearners or "random-label")()
+        ...         u = rum.get_unlearner(self.unlearner)()
         ...         return [rum.Step.from_unlearner(last, profile.indices(last), u)]
         >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
         >>> [s.indices for s in rum.plan(p, policy="hardest-only").steps]
         [(1,)]
     """
 
-    name: str | None = None
+    #: The registry name, filled in by :func:`register_policy`.
+    name: ClassVar[str | None] = None
 
     @abstractmethod
-    def steps(self, profile: Profile, unlearners: Any, seed: int) -> list[Step]:
-        """The ordered steps for ``profile``."""
+    def steps(self, profile: Profile, seed: int) -> list[Step]:
+        """The ordered steps for ``profile`` (``seed`` for randomised policies)."""
+
+    def get_params(self) -> dict[str, Any]:
+        """The policy's choices, as given to ``__init__``."""
+        init = type(self).__init__
+        if init is object.__init__:
+            return {}
+        names = [p for p in inspect.signature(init).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def __repr__(self) -> str:
+        defaults = {}
+        if type(self).__init__ is not object.__init__:
+            defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+                        if p.default is not p.empty}
+        shown = [f"{k}={v!r}" for k, v in self.get_params().items()
+                 if not (k in defaults and _same(defaults[k], v))]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    @property
+    def label(self) -> str:
+        """The name a plan records for this policy."""
+        return type(self).name or type(self).__name__
 
 
+class SearchPolicy(Policy):
+    """A policy that tries unlearners on the data to choose its steps.
+
+    Subclasses implement :meth:`search`; :func:`rum.plan` (given the model and
+    the data) and :func:`rum.unlearn` call it with a :class:`PlanningContext`.
+    """
+
+    @abstractmethod
+    def search(self, ctx: PlanningContext) -> SearchOutcome:
+        """Search a plan on the data of ``ctx``."""
+
+    def steps(self, profile: Profile, seed: int) -> list[Step]:
+        raise InvalidParameterError(
+            f"policy {self.label!r} tries unlearners on the data: use rum.unlearn(..., "
+            "policy=...) or rum.plan(profile, policy=..., model=..., forget_set=..., retain_set=...)."
+        )
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+# -- the registry --------------------------------------------------------------------------------
 def register_policy(name: str, *, force: bool = False):
-    """Class decorator registering a :class:`Policy` subclass under ``name``."""
+    """Class decorator registering a :class:`Policy` subclass under ``name``.
+
+    Example:
+        >>> from rum.policies import Policy, register_policy, list_policies
+        >>> @register_policy("nothing", force=True)
+        ... class Nothing(Policy):
+        ...     def steps(self, profile, seed):
+        ...         return []
+        >>> "nothing" in list_policies()
+        True
+    """
 
     def wrap(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
             raise InvalidParameterError(
-                f"@register_policy({name!r}) must decorate a subclass of rum.planner.Policy."
+                f"@register_policy({name!r}) must decorate a subclass of rum.policies.Policy."
             )
         POLICIES.register(name, cls, force=force)
         cls.name = name
@@ -163,42 +316,104 @@ def get_policy(name: str) -> type:
 
 
 def list_policies() -> list[str]:
-    """Names of the registered policies."""
+    """Names of the registered policies.
+
+    Example:
+        >>> from rum.policies import list_policies
+        >>> [p for p in list_policies() if p in ("auto", "rum", "uniform")]
+        ['auto', 'rum', 'uniform']
+    """
     return POLICIES.names()
 
 
-def _single(unlearners: Any) -> Unlearner:
-    if isinstance(unlearners, Mapping):
+def make_policy(spec: Any, params: cabc.Mapping[str, Any] | None = None, argument: str = "policy") -> Policy:
+    """A policy from an instance, a class or a registered name (``params`` go to its ``__init__``).
+
+    Example:
+        >>> from rum.policies import make_policy
+        >>> make_policy("uniform", {"unlearner": "neggrad+"})
+        Uniform(unlearner='neggrad+')
+    """
+    params = dict(params or {})
+    if isinstance(spec, Policy):
+        if params:
+            raise InvalidParameterError(
+                f"{argument} is already a configured policy ({spec!r}); give its options to its "
+                "constructor instead."
+            )
+        return spec
+    if isinstance(spec, type) and issubclass(spec, Policy):
+        cls = spec
+    elif isinstance(spec, str):
+        cls = get_policy(spec)
+    else:
         raise InvalidParameterError(
-            "this policy runs one unlearner; pass unlearners='name' (or a class or instance), "
-            "or use policy='rum' with a mapping."
+            f"{argument} must be a registered name ({', '.join(list_policies())}), a "
+            f"rum.policies.Policy subclass or instance, got {type(spec).__name__}."
         )
-    return as_unlearner(DEFAULT_UNLEARNER if unlearners is None else unlearners, "unlearners")
+    init = cls.__init__
+    allowed = [] if init is object.__init__ else [
+        p for p in inspect.signature(init).parameters if p != "self"]
+    check_options(params, allowed, f"policy {cls.name or cls.__name__!r}")
+    return cls(**params)
+
+
+# -- the built-in policies -----------------------------------------------------------------------
+class _OneUnlearner(Policy):
+    """A policy running one unlearner (a name, class, instance or ``(name, params)`` pair)."""
+
+    def __init__(self, unlearner: Any = DEFAULT_UNLEARNER):
+        self.unlearner = unlearner
+        if isinstance(unlearner, cabc.Mapping):
+            raise InvalidParameterError(
+                f"{type(self).__name__} runs one unlearner; pass unlearner='name' (or a class, an "
+                "instance or a (name, params) pair), or use RUM or Mapping for one per group."
+            )
+        as_unlearner(unlearner, "unlearner")  # checked now, before any data is touched
+
+    def _unlearner(self) -> Unlearner:
+        return as_unlearner(self.unlearner, "unlearner")
 
 
 @register_policy("vanilla")
-class Vanilla(Policy):
-    """One step over the whole forget set, ignoring the groups."""
+class Vanilla(_OneUnlearner):
+    """One step over the whole forget set, ignoring the groups.
 
-    def steps(self, profile, unlearners, seed):
-        return [Step.from_unlearner(-1, range(len(profile)), _single(unlearners))]
+    Example:
+        >>> import numpy as np, rum
+        >>> from rum.policies import Vanilla
+        >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
+        >>> [(s.unlearner, s.indices) for s in rum.plan(p, Vanilla("neggrad+")).steps]
+        [('neggrad+', (0, 1))]
+    """
+
+    def steps(self, profile, seed):
+        return [Step.from_unlearner(-1, range(len(profile)), self._unlearner())]
 
 
 @register_policy("uniform")
-class Uniform(Policy):
-    """The same unlearner on each group in turn, easiest first (RUM^F)."""
+class Uniform(_OneUnlearner):
+    """The same unlearner on each group in turn, easiest first (RUM^F).
 
-    def steps(self, profile, unlearners, seed):
-        u = _single(unlearners)
+    Example:
+        >>> import numpy as np, rum
+        >>> from rum.policies import Uniform
+        >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
+        >>> [(s.unlearner, s.indices) for s in rum.plan(p, Uniform("finetune")).steps]
+        [('finetune', (0,)), ('finetune', (1,))]
+    """
+
+    def steps(self, profile, seed):
+        u = self._unlearner()
         return [Step.from_unlearner(s.group, profile.indices(s.group), u) for s in profile.summary]
 
 
 @register_policy("shuffle")
-class Shuffle(Policy):
+class Shuffle(_OneUnlearner):
     """A control: the same unlearner on random groups of the profile's group sizes."""
 
-    def steps(self, profile, unlearners, seed):
-        u = _single(unlearners)
+    def steps(self, profile, seed):
+        u = self._unlearner()
         perm = np.random.default_rng(seed).permutation(len(profile))
         steps, start = [], 0
         for s in profile.summary:
@@ -208,35 +423,68 @@ class Shuffle(Policy):
         return steps
 
 
+def _group_keys(unlearners: cabc.Mapping, argument: str, names: Sequence[str] = ()) -> dict:
+    """The mapping with digit-string keys (as JSON gives them) turned into group ids."""
+    out = {}
+    for key, value in unlearners.items():
+        if isinstance(key, str) and key.lstrip("-").isdigit():
+            key = int(key)
+        if not (isinstance(key, (int, np.integer)) and not isinstance(key, bool)) and key not in names:
+            choices = "a group id" + (f" or one of {', '.join(map(repr, names))}" if names else "")
+            raise InvalidParameterError(f"{argument} has a key {key!r}; each key must be {choices}.")
+        out[int(key) if isinstance(key, (int, np.integer)) else key] = value
+    return out
+
+
+def _check_groups(keys: Sequence, profile: Profile, argument: str) -> None:
+    groups = [s.group for s in profile.summary]
+    bad = [k for k in keys if isinstance(k, int) and k not in groups]
+    if bad:
+        raise InvalidParameterError(
+            f"{argument} names groups {bad} that the profile does not have (it has {groups})."
+        )
+
+
 @register_policy("rum")
 class RUM(Policy):
-    """An unlearner per group by difficulty, then an optional repair step.
+    """An unlearner per group by difficulty, then an optional repair step (the default).
 
-    ``unlearners`` may override :data:`RUM_MAPPING` by difficulty name
-    (``{"high": "salun"}``), by group id (``{2: ("neggrad+", {"alpha": 0.8})}``)
-    or name the repair step (``{"repair": None}`` drops it). Groups whose
-    unlearner is ``noop`` get no step.
+    Args:
+        unlearners: overrides of :data:`RUM_MAPPING` by difficulty name
+            (``{"high": "salun"}``), by group id (``{2: ("neggrad+", {"alpha": 0.8})}``),
+            or for the repair step (``{"repair": None}`` drops it); a list names
+            fallbacks in order of preference. Groups whose unlearner is ``noop`` get
+            no step.
+
+    Example:
+        >>> import numpy as np, rum
+        >>> from rum.policies import RUM
+        >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
+        >>> [s.unlearner for s in rum.plan(p, RUM({"high": "neggrad+", "repair": None})).steps]
+        ['scrub', 'random-label', 'neggrad+']
     """
 
-    def steps(self, profile, unlearners, seed):
-        if unlearners is not None and not isinstance(unlearners, Mapping):
+    def __init__(self, unlearners: cabc.Mapping | None = None):
+        self.unlearners = unlearners
+        if unlearners is not None and not isinstance(unlearners, cabc.Mapping):
             raise InvalidParameterError(
-                "policy='rum' takes unlearners=None or a mapping {group or 'low'/'medium'/"
-                "'high'/'repair': unlearner}; for one unlearner on every group use "
-                "policy='uniform'."
+                "RUM takes unlearners=None or a mapping {group or 'low'/'medium'/'high'/'repair': "
+                "unlearner}; for one unlearner on every group use Uniform(unlearner)."
             )
-        user = dict(unlearners or {})
-        known = {"low", "medium", "high", "repair"} | {s.group for s in profile.summary}
-        for key in user:
-            if key not in known:
+        for key, spec in _group_keys(unlearners or {}, "unlearners", _LEVELS).items():
+            if spec is not None:
+                as_choice(spec, f"unlearners[{key!r}]")  # checked now, before any data
+            elif key != "repair":
                 raise InvalidParameterError(
-                    f"unlearners has a key {key!r} that is neither a group id of the profile "
-                    f"({[s.group for s in profile.summary]}) nor one of 'low', 'medium', "
-                    "'high', 'repair'."
+                    f"unlearners[{key!r}] is None; only the repair step can be dropped. Use "
+                    "'noop' to leave a group alone."
                 )
+
+    def steps(self, profile, seed):
+        user = _group_keys(self.unlearners or {}, "unlearners", _LEVELS)
+        _check_groups(list(user), profile, "unlearners")
         steps = []
-        names = difficulty_names(profile.n_groups)
-        for s, level in zip(profile.summary, names):
+        for s, level in zip(profile.summary, difficulty_names(profile.n_groups)):
             spec = user.get(s.group, user.get(level, RUM_MAPPING[level]))
             u, fallbacks = as_choice(spec, f"unlearners[{s.group!r}]")
             if type(u).name == "noop":
@@ -252,39 +500,33 @@ class RUM(Policy):
 
 
 @register_policy("mapping")
-class UserMapping(Policy):
-    """Exactly the user's ``{group: unlearner}`` mapping; groups not named get no step."""
+class Mapping(Policy):
+    """Exactly the given ``{group: unlearner}``; groups not named get no step.
 
-    def steps(self, profile, unlearners, seed):
-        if not isinstance(unlearners, Mapping):
+    Example:
+        >>> import numpy as np, rum
+        >>> from rum.policies import Mapping
+        >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
+        >>> [(s.group, s.unlearner) for s in rum.plan(p, Mapping({1: "random-label"})).steps]
+        [(1, 'random-label')]
+    """
+
+    def __init__(self, unlearners: Any = None):
+        self.unlearners = unlearners
+        if not isinstance(unlearners, cabc.Mapping):
             raise InvalidParameterError(
-                "policy='mapping' needs unlearners={group: unlearner or (name, params)}."
+                "Mapping needs unlearners={group: unlearner or (name, params) or a list of "
+                "fallbacks}, e.g. Mapping({0: 'noop', 1: 'random-label'})."
             )
-        groups = {s.group for s in profile.summary}
-        bad = [g for g in unlearners if g not in groups]
-        if bad:
-            raise InvalidParameterError(
-                f"unlearners names groups {bad} that the profile does not have "
-                f"(it has {sorted(groups)})."
-            )
+        for key, spec in _group_keys(unlearners, "unlearners").items():
+            as_choice(spec, f"unlearners[{key}]")
+
+    def steps(self, profile, seed):
+        user = _group_keys(self.unlearners, "unlearners")
+        _check_groups(list(user), profile, "unlearners")
         return [
             Step.from_unlearner(s.group, profile.indices(s.group), u, fallbacks=fallbacks)
             for s in profile.summary
-            if s.group in unlearners
-            for u, fallbacks in [as_choice(unlearners[s.group], f"unlearners[{s.group}]")]
+            if s.group in user
+            for u, fallbacks in [as_choice(user[s.group], f"unlearners[{s.group}]")]
         ]
-
-
-@register_policy("auto")
-class Auto(Policy):
-    """Search each group's unlearner and length on the data (see :mod:`rum.planner.auto`).
-
-    It needs the model and data, so it runs through :func:`rum.unlearn` or
-    :func:`rum.plan` with ``model=``, ``forget_set=`` and ``retain_set=``.
-    """
-
-    def steps(self, profile, unlearners, seed):
-        raise InvalidParameterError(
-            "policy='auto' tries unlearners on the data: use rum.unlearn(..., policy='auto') "
-            "or rum.plan(profile, policy='auto', model=..., forget_set=..., retain_set=...)."
-        )

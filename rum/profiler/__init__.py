@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._validation import Interval, check_random_state, validate_params
-from rum.data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._validation import Interval, check_random_state, did_you_mean, validate_params
 from rum.exceptions import InvalidParameterError, RetainRequiredError
 from rum.profiler._profile import GroupSummary, Profile
 from rum.profiler.embeddings import EmbeddingCapture, find_embedding_layer, iter_embeddings
@@ -29,7 +29,7 @@ from rum.profiler.entanglement import (
     mmd,
 )
 from rum.profiler.feldman_zhang import FZResult, SklearnTrainer, TorchTrainer, feldman_zhang
-from rum.profiler.grouping import list_groupings, make_groups, register_grouping
+from rum.profiler.grouping import list_groupings, make_groups, register_grouping, resolve_grouping
 from rum.profiler.memorization import (
     AUTO_FALLBACK,
     AUTO_SCORER,
@@ -49,6 +49,7 @@ __all__ = [
     "Profile",
     "GroupSummary",
     "PROFILE_OPTIONS",
+    "check_profile_options",
     "ENTANGLEMENT_SCORES",
     "register_scorer",
     "get_scorer",
@@ -105,6 +106,45 @@ def _resolve_memorization(memorization: Any, n: int, has_retain: bool) -> tuple[
     )
 
 
+def check_profile_options(
+    *,
+    memorization: Any = "auto",
+    entanglement: str = "class_margin",
+    embedding_layer: Any = "auto",
+    grouping: Any = "rum",
+    n_groups: int = 3,
+    batch_size: int = 1024,
+) -> None:
+    """Check the profiler's options without any data: every error that the options alone
+    decide is raised here, before profiling starts (the forget set's size is checked later).
+
+    Example:
+        >>> check_profile_options(grouping=("quantile", {"byy": "entanglement"}))
+        Traceback (most recent call last):
+        ...
+        rum.exceptions.UnknownOptionError: grouping 'quantile' got an unknown keyword option 'byy'. Did you mean 'by'? Accepted options: by.
+    """
+    validate_params(
+        {"n_groups": n_groups, "batch_size": batch_size},
+        {"n_groups": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)]},
+        "rum.profile",
+    )
+    if not isinstance(entanglement, str) or entanglement not in ENTANGLEMENT_SCORES:
+        raise InvalidParameterError(
+            f"entanglement={entanglement!r} is not a known per-item entanglement score."
+            f"{did_you_mean(str(entanglement), ENTANGLEMENT_SCORES)} "
+            f"Known: {', '.join(ENTANGLEMENT_SCORES)}."
+        )
+    if isinstance(memorization, str) and memorization != "auto":
+        get_scorer(memorization)
+    resolve_grouping(grouping)
+    if not (isinstance(embedding_layer, (str, torch.nn.Module))):
+        raise InvalidParameterError(
+            "embedding_layer must be 'auto', a module name or a module, got "
+            f"{type(embedding_layer).__name__}."
+        )
+
+
 def _profile_data(
     model: torch.nn.Module,
     forget: TensorData,
@@ -126,29 +166,15 @@ def _profile_data(
     if retain is not None and len(retain) == 0:
         retain = None
     n = len(forget)
-    validate_params(
-        {"n_groups": n_groups, "batch_size": batch_size},
-        {"n_groups": [Interval(int, 1, None)], "batch_size": [Interval(int, 1, None)]},
-        "rum.profile",
-    )
+    check_profile_options(memorization=memorization, entanglement=entanglement,
+                          embedding_layer=embedding_layer, grouping=grouping, n_groups=n_groups,
+                          batch_size=batch_size)
     if n_groups > n:
         raise InvalidParameterError(
             f"n_groups={n_groups} is larger than the forget set ({n} items); every group "
             f"needs at least one item. Use n_groups <= {n}."
         )
-    if entanglement not in ENTANGLEMENT_SCORES:
-        from rum._validation import did_you_mean
-
-        raise InvalidParameterError(
-            f"entanglement={entanglement!r} is not a known per-item entanglement score."
-            f"{did_you_mean(str(entanglement), ENTANGLEMENT_SCORES)} "
-            f"Known: {', '.join(ENTANGLEMENT_SCORES)}."
-        )
     scorer, precomputed, mem_name = _resolve_memorization(memorization, n, retain is not None)
-    if isinstance(grouping, str):
-        from rum.profiler.grouping import GROUPINGS
-
-        GROUPINGS.get(grouping, "grouping")
     need_knn = scorer is not None and scorer.needs_neighbors
 
     # one pass over the forget set, one streamed pass over the retain set

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rum._data import TensorData, model_device, model_dtype
 from rum._validation import did_you_mean
-from rum.data import TensorData, model_device, model_dtype
 from rum.exceptions import EmbeddingLayerError
 
 __all__ = ["find_embedding_layer", "EmbeddingCapture", "iter_embeddings"]

@@ -182,7 +182,7 @@ class TorchTrainer:
     def __call__(self, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
         import torch
 
-        from rum.training import fit
+        from rum._runtime.training import fit
 
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -196,7 +196,7 @@ def _predict(model: Any, X: np.ndarray) -> np.ndarray:
     import torch
 
     if isinstance(model, torch.nn.Module):
-        from rum.metrics.functional import predict_logits
+        from rum._runtime.predict import predict_logits
 
         return predict_logits(model, torch.from_numpy(X)).argmax(1).numpy()
     if hasattr(model, "predict"):
@@ -311,7 +311,7 @@ def feldman_zhang(
         >>> float(res.memorization[5])   # always right when trained on, never otherwise
         1.0
     """
-    from rum.data import as_data
+    from rum._data import as_data
 
     validate_params(
         dict(n_runs=n_runs, subset_fraction=subset_fraction, backend=backend, n_jobs=n_jobs),

@@ -25,13 +25,15 @@ Built-in strategies:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from rum._registry import Registry
+from rum._validation import check_options
 from rum.exceptions import InvalidParameterError, UnknownGroupingError
-from rum.registry import Registry
 
 __all__ = [
     "GROUPINGS",
@@ -213,6 +215,29 @@ def _graph(mem, ent, n_groups, *, embeddings=None, seed=0, n_neighbors=10):
     return labels, mem
 
 
+def resolve_grouping(grouping: Any) -> tuple[Callable, str, dict]:
+    """``(strategy, name, params)`` of a ``grouping=`` value, checked before any data is read.
+
+    A ``(name, params)`` pair's params must be keyword arguments of the strategy.
+
+    Example:
+        >>> resolve_grouping(("quantile", {"by": "entanglement"}))[1:]
+        ('quantile', {'by': 'entanglement'})
+    """
+    params: dict = {}
+    if isinstance(grouping, (tuple, list)) and len(grouping) == 2 and isinstance(grouping[1], dict):
+        grouping, params = grouping
+    if callable(grouping) and not isinstance(grouping, str):
+        return grouping, getattr(grouping, "__name__", "custom"), dict(params)
+    fn = GROUPINGS.get(grouping, "grouping")
+    sig = inspect.signature(fn).parameters
+    if params and not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
+        allowed = [n for n, p in sig.items()
+                   if p.kind is p.KEYWORD_ONLY and n not in ("embeddings", "seed")]
+        check_options(params, allowed, f"grouping {grouping!r}")
+    return fn, str(grouping), dict(params)
+
+
 def make_groups(
     grouping: Any,
     memorization: np.ndarray,
@@ -247,13 +272,7 @@ def make_groups(
             f"n_groups={n_groups} is larger than the forget set ({n} items); every group "
             f"needs at least one item. Use n_groups <= {n}."
         )
-    params: dict = {}
-    if isinstance(grouping, tuple) and len(grouping) == 2 and isinstance(grouping[1], dict):
-        grouping, params = grouping
-    if callable(grouping) and not isinstance(grouping, str):
-        fn, name = grouping, getattr(grouping, "__name__", "custom")
-    else:
-        fn, name = GROUPINGS.get(grouping, "grouping"), grouping
+    fn, name, params = resolve_grouping(grouping)
     try:
         labels, key = fn(mem, ent, int(n_groups), embeddings=embeddings, seed=int(seed), **params)
     except TypeError as err:

@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum.data import TensorData
+from rum._data import TensorData
+from rum._registry import Registry
 from rum.exceptions import InvalidParameterError, InvalidScoresError, UnknownScorerError
 from rum.profiler import proxies
-from rum.registry import Registry
 
 __all__ = [
     "Scorer",

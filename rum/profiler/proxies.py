@@ -84,7 +84,7 @@ def input_curvature(
         >>> input_curvature(net, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)).shape
         (4,)
     """
-    from rum.data import model_device, model_dtype
+    from rum._data import model_device, model_dtype
 
     dev, dt = model_device(model), model_dtype(model)
     was = model.training

@@ -19,8 +19,10 @@ architecture, dtype and device; inputs are not mutated; the same seed gives
 identical weights; no hooks are left behind, even after an exception;
 parameters round-trip through ``get_params``/``clone``/``repr`` and are
 validated; an empty forget set is rejected; it runs on the CPU (and CUDA when
-present); and forget accuracy moves towards the retrain oracle while test
-accuracy holds. ``pytest`` is only imported by :func:`parametrize_with_checks`.
+present); an epoch-based unlearner reports every epoch to the epoch hook, stops
+when asked, and ``truncated(k)`` replays its first ``k`` epochs exactly (what the
+``auto`` policy relies on); and forget accuracy moves towards the retrain oracle
+while test accuracy holds. ``pytest`` is only imported by :func:`parametrize_with_checks`.
 """
 
 from __future__ import annotations

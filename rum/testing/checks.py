@@ -19,9 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from rum._api import unlearn
+from rum._data import as_data
+from rum._runner import StepRun, run_step
 from rum.exceptions import EmptyDataError, InvalidParameterError, RumError
 from rum.testing.fixtures import accuracy, tiny_task
 from rum.unlearners.base import Unlearner, UnlearnerTags
+from rum.unlearners.noop import Noop
 
 __all__ = [
     "CheckFailure",
@@ -36,6 +40,8 @@ __all__ = [
     "check_no_hooks_left",
     "check_empty_forget_rejected",
     "check_runs_on_devices",
+    "check_epoch_hook",
+    "check_truncation_replays",
     "check_behaviour",
     "BEHAVIOUR_MIN_PROGRESS",
     "BEHAVIOUR_MAX_TEST_DROP",
@@ -108,24 +114,18 @@ def _run(u: Unlearner, task, *, model=None, forget=None, retain="task", device="
     retain = task.retain if isinstance(retain, str) else retain
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return u.unlearn(model, forget, retain, device=device, random_state=seed, progress=False,
-                         retain_guard=None)
+        return unlearn(model, forget, retain, unlearner=u, device=device, random_state=seed,
+                       progress=False, retain_guard=None)
 
 
-def _call_hook(u: Unlearner, model: nn.Module, forget, retain, seed: int = 0) -> nn.Module:
-    """Call ``u._unlearn`` directly, as the executor does, on already-converted data."""
-    from rum._seeding import seeded
-    from rum.data import as_data
-    from rum.unlearners.context import RunContext
-
+def _call_hook(u: Unlearner, model: nn.Module, forget, retain, seed: int = 0,
+               on_epoch=None) -> StepRun:
+    """Run ``u``'s hook through the step runner, as the executor does, on converted data."""
     f = forget if not isinstance(forget, tuple) else as_data(forget, "forget_set")
     r = retain if retain is None or not isinstance(retain, tuple) else as_data(retain, "retain_set")
     u._check_can_run(r)
-    device = torch.device("cpu")
-    with seeded(seed, device) as gen:
-        ctx = RunContext(device=device, generator=gen, seed=seed, n_classes=10)
-        out = u._unlearn(model, f, r, ctx)
-    return model if out is None else out
+    return run_step(u, model, f, r, seed=seed, device=torch.device("cpu"), n_classes=10,
+                    on_epoch=on_epoch)
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -164,8 +164,8 @@ def check_tags(u: Unlearner) -> None:
         except InvalidParameterError:
             return
         raise _fail(u, "tags.requires_retain is True but it ran without a retain set.",
-                    "set requires_retain=False, or keep it and rely on the base class to reject "
-                    "a missing retain set (do not override unlearn()).")
+                    "set requires_retain=False, or keep it and let rum reject a missing retain "
+                    "set (it does so before _unlearn is called).")
     try:
         _run(u, task, retain=None)
     except Exception as err:  # noqa: BLE001
@@ -240,8 +240,8 @@ def check_params_validated(u: Unlearner) -> None:
     if missing:
         raise _fail(u, f"no constraint for {missing}.",
                     "list the allowed values of every parameter in _parameter_constraints, e.g. "
-                    "{'epochs': [rum.Interval(int, 1, None)], 'optimizer': [rum.Options(('sgd', "
-                    "'adam'))]}.")
+                    "{'epochs': [Interval(int, 1, None)], 'optimizer': [Options(('sgd', "
+                    "'adam'))]} (from rum.unlearners import Interval, Options).")
     u.validate_params()
     task = tiny_task()
     for name in names:
@@ -251,7 +251,7 @@ def check_params_validated(u: Unlearner) -> None:
         except InvalidParameterError as err:
             if repr(name) not in str(err) and name not in str(err):
                 raise _fail(u, f"the error for a bad {name!r} does not name it: {err}",
-                            "raise through validate_params (rum.Interval / rum.Options "
+                            "raise through validate_params (rum.unlearners.Interval / Options "
                             "constraints) so the message names the parameter.") from err
             continue
         except Exception as err:  # noqa: BLE001
@@ -276,7 +276,7 @@ def check_output_model(u: Unlearner) -> None:
         out = res.model
         if out is model:
             raise _fail(u, "the result is the caller's model object.",
-                        "do not override unlearn(); _unlearn receives a private copy.")
+                        "return the model _unlearn receives (a private copy), never the caller's.")
         if type(out) is not type(model):
             raise _fail(u, f"the result is a {type(out).__name__}, not a {type(model).__name__}.",
                         "return the model _unlearn was given (modified in place).")
@@ -319,7 +319,7 @@ def check_inputs_not_mutated(u: Unlearner) -> None:
     _run(u, task, model=model, forget=(Xf, yf), retain=(Xr_t, yr_t))
     if _same_state(model_before, _state(model)):
         raise _fail(u, "the caller's model weights changed.",
-                    "do not override unlearn(); only modify the model _unlearn receives.")
+                    "only modify the model _unlearn receives (a private copy).")
     if not model.training:
         raise _fail(u, "the caller's model was switched to eval mode.",
                     "do not touch the caller's model.")
@@ -338,8 +338,6 @@ def check_inputs_not_mutated(u: Unlearner) -> None:
         raise _fail(u, "the global Python random state changed.",
                     "draw randomness from ctx.generator (or random.Random(ctx.seed)).")
     # The data objects handed to the hook.
-    from rum.data import as_data
-
     forget, retain = as_data(task.forget, "forget_set"), as_data(task.retain, "retain_set")
     copies = {k: t.clone() for k, t in
               {"forget.X": forget.X, "forget.y": forget.y, "retain.X": retain.X,
@@ -467,12 +465,8 @@ def check_no_hooks_left(u: Unlearner) -> None:
 def check_empty_forget_rejected(u: Unlearner) -> None:
     """An empty forget set raises :class:`rum.exceptions.EmptyDataError` naming ``forget_set``.
 
-    This holds automatically unless the unlearner overrides the public
-    ``unlearn()``, which it must not.
+    This holds automatically: rum checks the data before any unlearner runs.
     """
-    if type(u).unlearn is not Unlearner.unlearn:
-        raise _fail(u, "it overrides unlearn().", "implement _unlearn(model, forget, retain, "
-                    "ctx) only; the base class validates, copies, seeds and times.")
     task = tiny_task()
     X, y = task.forget
     try:
@@ -510,11 +504,78 @@ def check_runs_on_devices(u: Unlearner) -> None:
             raise _fail(u, f"non-finite predictions on {dev}.", "lower the default lr.")
 
 
+# -- epochs and replay --------------------------------------------------------------------------
+def _epochs(u: Unlearner, replayable: bool = False) -> int | None:
+    """The ``epochs`` parameter of an epoch-based unlearner, else ``None`` (with ``replayable``,
+    also ``None`` when ``truncated()`` says a shorter run cannot be replayed)."""
+    epochs = u.get_params().get("epochs")
+    if not isinstance(epochs, int) or isinstance(epochs, bool):
+        return None
+    if replayable and u.truncated(1) is None:
+        return None
+    return epochs
+
+
+def check_epoch_hook(u: Unlearner) -> None:
+    """An epoch-based unlearner reports every epoch and stops when asked.
+
+    The retain guard checks a step after each epoch (``ctx.end_epoch``) and stops
+    one that has wrecked the model; the ``auto`` policy scores a candidate there.
+    Checked for unlearners with an int ``epochs`` parameter: a run of ``epochs``
+    epochs calls the hook with 1, 2, ..., ``epochs``, and a hook that returns
+    ``True`` after epoch 1 ends the run there.
+    """
+    epochs = _epochs(u)
+    if epochs is None:
+        return
+    task = tiny_task()
+    seen: list[int] = []
+    _call_hook(u, copy.deepcopy(task.model), task.forget, task.retain,
+               on_epoch=lambda e, m, ctx: seen.append(e) or False)
+    if seen != list(range(1, epochs + 1)):
+        raise _fail(u, f"a run of epochs={epochs} reported epochs {seen} to the epoch hook.",
+                    "call `if ctx.end_epoch(model): break` once at the end of every epoch.")
+    seen.clear()
+    run = _call_hook(u, copy.deepcopy(task.model), task.forget, task.retain,
+                     on_epoch=lambda e, m, ctx: seen.append(e) or True)
+    if seen != [1] or run.epochs != 1:
+        raise _fail(u, f"the epoch hook asked it to stop after epoch 1, but it reported epochs {seen}.",
+                    "stop when ctx.end_epoch(model) returns True: `if ctx.end_epoch(model): break`.")
+
+
+def check_truncation_replays(u: Unlearner) -> None:
+    """``truncated(k)`` replays exactly the first ``k`` epochs of a run (same seed, same weights).
+
+    The ``auto`` policy keeps a candidate's best epoch ``k`` and records
+    ``u.truncated(k)`` in the plan; :func:`rum.execute` must reproduce the searched
+    weights bit for bit. Checked for ``k`` = 1 and 2 (when the run is that long),
+    unless ``truncated()`` returns ``None`` (the search then keeps only whole runs).
+    """
+    epochs = _epochs(u, replayable=True)
+    if epochs is None:
+        return
+    task = tiny_task()
+    states: dict[int, dict] = {}
+    _call_hook(u, copy.deepcopy(task.model), task.forget, task.retain, seed=5,
+               on_epoch=lambda e, m, ctx: states.setdefault(e, _state(m)) is None)
+    for k in sorted(states)[:2]:
+        if k >= epochs:
+            break
+        short = u.truncated(k)
+        replay = _call_hook(short, copy.deepcopy(task.model), task.forget, task.retain, seed=5)
+        diff = _same_state(states[k], _state(replay.model))
+        if diff:
+            raise _fail(u, f"truncated({k}) did not replay the first {k} epoch(s) of a "
+                        f"{epochs}-epoch run: {diff[:3]} differ.",
+                        "make epoch k independent of the total number of epochs (no schedule "
+                        "over `epochs`, no samples drawn up front for all epochs), or override "
+                        "truncated(epochs) to return an unlearner that replays them exactly, or "
+                        "None when it cannot.")
+
+
 # -- behaviour ---------------------------------------------------------------------------------
 def behaviour_scores(u: Unlearner, seed: int = 0) -> dict[str, float]:
     """Forget and test accuracy of ``u``, ``noop`` and the retrain oracle on the tiny task."""
-    from rum.unlearners.noop import Noop
-
     task = tiny_task()
     res = _run(u, task, seed=seed)
     noop = _run(Noop(), task, seed=seed)
@@ -574,6 +635,8 @@ CHECKS: tuple[Callable[[Unlearner], Any], ...] = tuple(
         check_no_hooks_left,
         check_empty_forget_rejected,
         check_runs_on_devices,
+        check_epoch_hook,
+        check_truncation_replays,
         check_behaviour,
     )
 )

@@ -137,7 +137,7 @@ def tiny_task() -> TinyTask:
 
 def accuracy(model: nn.Module, data: tuple[np.ndarray, np.ndarray]) -> float:
     """Top-1 accuracy of ``model`` on ``(X, y)`` (eval mode, any device)."""
-    from rum.metrics.functional import accuracy_from_logits, predict_logits
+    from rum._runtime.predict import accuracy_from_logits, predict_logits
 
     X, y = data
     return accuracy_from_logits(predict_logits(model, torch.as_tensor(X)), torch.as_tensor(y))

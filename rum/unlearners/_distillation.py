@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from rum.data import TensorData
-from rum.unlearners._training import logits
-from rum.unlearners.context import RunContext
+from rum._data import TensorData
+from rum._runtime.context import RunContext
+from rum._runtime.optim import logits
 
 __all__ = ["TEACHER_CACHE_BYTES", "distillation_kl", "frozen_logits", "teacher_batches"]
 

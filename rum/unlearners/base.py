@@ -5,17 +5,14 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from rum._validation import validate_params
-from rum.data import TensorData
+from rum._data import TensorData
+from rum._runtime.context import RunContext
+from rum._validation import check_options, validate_params
 from rum.exceptions import InvalidParameterError
-from rum.unlearners.context import RunContext
-
-if TYPE_CHECKING:  # pragma: no cover
-    from rum.executor.result import UnlearnResult
 
 __all__ = ["Unlearner", "UnlearnerTags"]
 
@@ -50,13 +47,16 @@ class Unlearner(ABC):
     ``__init__``, store them unchanged under the same names, list their
     allowed values in ``_parameter_constraints`` and implement
     :meth:`_unlearn`. Nothing else: validation, copying the model, seeding,
-    device placement, timing, progress and the NaN guard are done for them.
+    device placement, timing, progress, the NaN guard and the retain guard are
+    done for them. Run one with ``rum.unlearn(model, forget_set, retain_set,
+    unlearner=...)`` (a registered name, the class or an instance).
 
     Example:
         >>> import torch, rum
+        >>> from rum.unlearners import Interval
         >>> class ScaleDown(rum.Unlearner):
         ...     '''Shrink every weight a little (a toy, for illustration).'''
-        ...     _parameter_constraints = {"factor": [rum.Interval(float, 0, 1)]}
+        ...     _parameter_constraints = {"factor": [Interval(float, 0, 1)]}
         ...     def __init__(self, factor=0.9):
         ...         self.factor = factor
         ...     def _unlearn(self, model, forget, retain, ctx):
@@ -98,8 +98,6 @@ class Unlearner(ABC):
 
     def set_params(self, **params: Any) -> Unlearner:
         """Set hyper-parameters by name; unknown names raise."""
-        from rum._validation import check_options
-
         check_options(params, self._param_names(), f"{type(self).__name__}.set_params()")
         for k, v in params.items():
             setattr(self, k, v)
@@ -137,36 +135,6 @@ class Unlearner(ABC):
         return hash((type(self), repr(self)))
 
     # -- running -----------------------------------------------------------------------------
-    def unlearn(
-        self,
-        model: torch.nn.Module,
-        forget_set: Any,
-        retain_set: Any = None,
-        *,
-        device: Any = "auto",
-        random_state: Any = None,
-        progress: bool | None = None,
-        retain_guard: float | None = 0.5,
-    ) -> UnlearnResult:
-        """Apply this unlearner to the whole forget set; return an :class:`UnlearnResult`.
-
-        The caller's model and data are not modified: the unlearned copy is
-        ``result.model``. Equivalent to ``rum.unlearn(model, forget_set,
-        retain_set, unlearner=self, ...)``, with the same defaults.
-        """
-        from rum.api import unlearn
-
-        return unlearn(
-            model,
-            forget_set,
-            retain_set,
-            unlearner=self,
-            device=device,
-            random_state=random_state,
-            progress=progress,
-            retain_guard=retain_guard,
-        )
-
     def _check_can_run(self, retain: TensorData | None) -> None:
         self.validate_params()
         if self.tags.requires_retain and (retain is None or len(retain) == 0):

@@ -5,18 +5,11 @@ from __future__ import annotations
 import copy
 import itertools
 
+from rum._data import batch_count
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, logits, make_optimizer, optimise
 from rum._validation import NONE, Interval
-from rum.data import batch_count
 from rum.unlearners._distillation import distillation_kl, frozen_logits, teacher_batches
-from rum.unlearners._training import (
-    OPTIM_CONSTRAINTS,
-    cross_entropy,
-    epoch_retain,
-    epoch_retain_size,
-    logits,
-    make_optimizer,
-    optimise,
-)
+from rum.unlearners._training import epoch_retain, epoch_retain_size
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from rum._validation import NONE, Interval
-from rum.influence.correct import CORRECT_CONSTRAINTS, Settings, run_correction
+from collections.abc import Mapping
+
+from rum._validation import NONE, InstanceOf, Interval
+from rum.influence._update import run_correction
 from rum.influence.objective import Objective, Term
+from rum.influence.settings import InfluenceSettings
 from rum.influence.workspace import build_workspace
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
@@ -30,24 +33,19 @@ class Influence(Unlearner):
     with a deletion request, inside the executor.
 
     Args:
-        order: 1 or 2.
-        solver: ``"auto"``, ``"exact"``, ``"cg"`` or ``"lissa"``.
         weight_decay: the L2 coefficient the model was trained with.
-        last_layers: update only the parameters of the last ``k`` layers
-            (``None``: all).
-        tau: first-order step size.
-        damping: Tikhonov damping (default 0 for linear models, 0.1 otherwise).
-        scale: LiSSA scale (default: estimated).
-        max_steps: Newton steps (default 25 for linear models, else 1).
-        tol: residual tolerance for the refinement.
-        cg_maxiter, lissa_depth, lissa_repeats: solver budgets.
-        batch_size: items per forward pass (default 512, 8192 when the
-            updated part is linear).
+        parameters: which parameters to update: ``None`` (all), an int ``k``
+            (the last ``k`` layers) or a list of names, as for :func:`rum.correct`.
+        settings: how to solve for the update: a
+            :class:`rum.influence.InfluenceSettings`, a dict of its fields
+            (``{"solver": "cg", "damping": 0.01}``), or ``None`` for defaults
+            chosen from the model (an exact solve with 25 Newton steps for linear
+            models, one damped conjugate-gradient step otherwise).
 
     Example:
         >>> import rum
-        >>> rum.get_unlearner("influence")(solver="cg", last_layers=1)
-        Influence(solver='cg', last_layers=1)
+        >>> rum.get_unlearner("influence")(parameters=1, settings={"solver": "cg"})
+        Influence(parameters=1, settings={'solver': 'cg'})
     """
 
     tags = UnlearnerTags(
@@ -55,44 +53,27 @@ class Influence(Unlearner):
         source="Koh & Liang, ICML 2017; Warnecke et al., NDSS 2023",
     )
     _parameter_constraints = {
-        **{k: v for k, v in CORRECT_CONSTRAINTS.items() if k not in ("epsilon", "delta")},
-        "last_layers": [Interval(int, 1, None), NONE],
+        "weight_decay": [Interval(float, 0, None)],
+        "parameters": [Interval(int, 1, None), NONE,
+                       InstanceOf((list, tuple), "a list of parameter names")],
+        "settings": [NONE, InstanceOf((InfluenceSettings, Mapping),
+                                      "an InfluenceSettings or a dict of its fields")],
     }
 
-    def __init__(
-        self,
-        order: int = 2,
-        solver: str = "auto",
-        weight_decay: float = 0.0,
-        last_layers: int | None = None,
-        tau: float = 1.0,
-        damping: float | None = None,
-        scale: float | None = None,
-        max_steps: int | None = None,
-        tol: float = 1e-8,
-        cg_maxiter: int = 100,
-        lissa_depth: int = 500,
-        lissa_repeats: int = 1,
-        batch_size: int | None = None,
-    ):
-        self.order = order
-        self.solver = solver
+    def __init__(self, weight_decay: float = 0.0, parameters=None, settings=None):
         self.weight_decay = weight_decay
-        self.last_layers = last_layers
-        self.tau = tau
-        self.damping = damping
-        self.scale = scale
-        self.max_steps = max_steps
-        self.tol = tol
-        self.cg_maxiter = cg_maxiter
-        self.lissa_depth = lissa_depth
-        self.lissa_repeats = lissa_repeats
-        self.batch_size = batch_size
+        self.parameters = parameters
+        self.settings = settings
+
+    def validate_params(self) -> None:
+        """Check the parameters, and every field of ``settings``."""
+        super().validate_params()
+        InfluenceSettings.coerce(self.settings, "the 'settings' parameter of Influence")
 
     def _unlearn(self, model, forget, retain, ctx):
-        ws = build_workspace(model, self.last_layers, [forget, retain], ctx.device, copy=False)
+        ws = build_workspace(model, self.parameters, [forget, retain], ctx.device, copy=False)
         forget_f, retain_f = ws.data
-        s = Settings.from_params(self.get_params()).resolve(ws.convex, ws.space.size, ws.linear_tail)
+        s = InfluenceSettings.coerce(self.settings).resolve(ws.convex, ws.space.size, ws.linear_tail)
         n_r, n_f = len(retain), len(forget)
         obj = Objective(ws.module, ws.space, [Term(retain_f)], weight_decay=self.weight_decay,
                         batch_size=s.batch_size)
@@ -107,4 +88,4 @@ class Influence(Unlearner):
     def _test_params(cls):
         # A last-layer step with light damping: the all-parameter default barely
         # moves a small memorising network (see docs/benchmarks.md, influence).
-        return {"solver": "cg", "last_layers": 1, "damping": 0.001, "cg_maxiter": 20}
+        return {"parameters": 1, "settings": {"solver": "cg", "damping": 0.001, "cg_maxiter": 20}}

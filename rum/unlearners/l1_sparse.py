@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
 from rum._validation import Interval
-from rum.unlearners._training import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
 from rum._validation import NONE, Interval
-from rum.unlearners._training import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 

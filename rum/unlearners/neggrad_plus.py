@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from rum._validation import NONE, Interval
-from rum.data import batch_count
-from rum.unlearners._training import (
+from rum._data import batch_count
+from rum._runtime.optim import (
     OPTIM_CONSTRAINTS,
     cycle_batches,
-    epoch_retain,
-    epoch_retain_size,
     make_optimizer,
     mixes_batch,
     optimise,
     paired_cross_entropy,
 )
+from rum._validation import NONE, Interval
+from rum.unlearners._training import epoch_retain, epoch_retain_size
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer, optimise
 from rum._validation import Interval
-from rum.unlearners._training import (
-    OPTIM_CONSTRAINTS,
-    cross_entropy,
-    make_optimizer,
-    optimise,
-    relabelled_mix,
-    retain_sample_size,
-)
+from rum.unlearners._training import relabelled_mix, retain_sample_size
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rum._registry import Registry
 from rum.exceptions import InvalidParameterError, UnknownUnlearnerError
-from rum.registry import Registry
 from rum.unlearners.base import Unlearner
 
 __all__ = ["register_unlearner", "get_unlearner", "list_unlearners", "make_unlearner"]

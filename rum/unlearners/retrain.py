@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rum._runtime.training import FIT_CONSTRAINTS, fit_loop
 from rum._validation import CALLABLE, NONE
 from rum.exceptions import InvalidParameterError
-from rum.training import FIT_CONSTRAINTS, fit_loop
 from rum.unlearners._training import reinitialise
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
@@ -20,7 +20,7 @@ class Retrain(Unlearner):
     With the default recipe the model is trained with Adam for ``epochs``
     passes. To reproduce your own recipe, pass ``train_fn(model, retain, ctx)``:
     it receives the freshly initialised model (on ``ctx.device``), the retain
-    data as a :class:`rum.data.TensorData` (use ``retain.batches(64,
+    data as a :class:`rum.TensorData` (use ``retain.batches(64,
     shuffle=True, generator=ctx.generator)``) and the run context, and returns
     the trained model. Modules without ``reset_parameters`` need ``init_fn(model)``.
 

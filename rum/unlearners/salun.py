@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import torch
 
+from rum._data import TensorData
+from rum._runtime.context import RunContext
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer
 from rum._validation import Interval
-from rum.data import TensorData
-from rum.unlearners._training import (
-    OPTIM_CONSTRAINTS,
-    cross_entropy,
-    make_optimizer,
-    relabelled_mix,
-    retain_sample_size,
-)
+from rum.unlearners._training import relabelled_mix, retain_sample_size
 from rum.unlearners.base import Unlearner, UnlearnerTags
-from rum.unlearners.context import RunContext
 from rum.unlearners.registry import register_unlearner
 
 __all__ = ["SalUn", "forget_gradients", "saliency_mask"]

@@ -6,17 +6,12 @@ import copy
 
 import torch.nn.functional as F
 
+from rum._runtime.optim import OPTIM_CONSTRAINTS, logits, make_optimizer, optimise
 from rum._validation import NONE, Interval
 from rum.unlearners._distillation import (
     distillation_kl,
     frozen_logits,
     teacher_batches,
-)
-from rum.unlearners._training import (
-    OPTIM_CONSTRAINTS,
-    logits,
-    make_optimizer,
-    optimise,
 )
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner

@@ -44,28 +44,28 @@ def test_bound_holds_and_budget_accumulates(certified):
     idx = np.arange(10)
     req = rum.requests.delete((Xb, y), idx)
     # one Newton step leaves a visible residual, which the bound must cover
-    one = rum.correct(model, req, train_set=(Xb, y), weight_decay=LAM, max_steps=1,
-                      epsilon=2.0, delta=1e-4)
+    one = rum.correct(model, req, train_set=(Xb, y), weight_decay=LAM,
+                      epsilon=2.0, delta=1e-4, settings={"max_steps": 1})
     n_new = len(y) - len(idx)
-    measured = one.metrics["residual_norm"] * n_new
+    measured = one.residual * n_new
     assert measured > 1e-6
-    assert measured <= one.metrics["residual_bound"]
-    assert one.metrics["certified"] == 1.0
-    assert one.metrics["epsilon_spent"] == pytest.approx(
-        epsilon_spent(5.0, 1e-4, one.metrics["residual_bound"]))
-    assert one.model.rum_perturbation.spent_bound == pytest.approx(one.metrics["residual_bound"])
+    assert measured <= one.certificate.residual_bound
+    assert one.certificate.certified == 1.0
+    assert one.certificate.epsilon_spent == pytest.approx(
+        epsilon_spent(5.0, 1e-4, one.certificate.residual_bound))
+    assert one.model.rum_perturbation.spent_bound == pytest.approx(one.certificate.residual_bound)
     # a second correction of the corrected model adds to the spent bound
     keep = np.setdiff1d(np.arange(len(y)), idx)
     req2 = rum.requests.relabel((Xb[keep], y[keep]), [0, 1], 1 - y[keep][:2])
     two = rum.correct(one.model, req2, train_set=(Xb[keep], y[keep]), weight_decay=LAM,
                       epsilon=2.0, delta=1e-4)
-    assert two.metrics["cumulative_bound"] == pytest.approx(
-        one.metrics["residual_bound"] + two.metrics["residual_bound"])
+    assert two.certificate.cumulative_bound == pytest.approx(
+        one.certificate.residual_bound + two.certificate.residual_bound)
     # with a tiny epsilon the budget is exceeded: no certificate, a warning
     with pytest.warns(RumWarning, match="budget"):
-        tight = rum.correct(model, req, train_set=(Xb, y), weight_decay=LAM, max_steps=1,
-                            epsilon=1e-6, delta=1e-4)
-    assert tight.metrics["certified"] == 0.0
+        tight = rum.correct(model, req, train_set=(Xb, y), weight_decay=LAM,
+                            epsilon=1e-6, delta=1e-4, settings={"max_steps": 1})
+    assert tight.certificate.certified == 0.0
 
 
 def test_ineligible_models_are_refused(cancer, cancer_model):
@@ -75,8 +75,8 @@ def test_ineligible_models_are_refused(cancer, cancer_model):
     with pytest.raises(IneligibleModelError, match="not a single linear layer"):
         rum.correct(mlp, req, train_set=(X, y), weight_decay=LAM, epsilon=1.0, delta=1e-4)
     with pytest.raises(IneligibleModelError, match="order=1"):
-        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, order=1,
-                    epsilon=1.0, delta=1e-4)
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
+                    epsilon=1.0, delta=1e-4, settings={"order": 1})
     with pytest.raises(IneligibleModelError, match="weight_decay is 0"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=0.0, epsilon=1.0, delta=1e-4)
     three = torch.nn.Linear(30, 3)
@@ -86,7 +86,7 @@ def test_ineligible_models_are_refused(cancer, cancer_model):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, epsilon=1.0, delta=1e-4)
-    assert res.metrics["certified"] == 0.0 and res.metrics["required_sigma"] >= 0
+    assert res.certificate.certified == 0.0 and res.certificate.required_sigma >= 0
     assert any("not trained with objective perturbation" in str(x.message) for x in w)
 
 
@@ -96,6 +96,6 @@ def test_certified_sklearn_estimator_round_trip(cancer):
     assert (est.predict(X) == y).mean() > 0.9
     res = rum.correct(est, rum.requests.delete((X, y), [0, 1, 2]), train_set=(X, y),
                       epsilon=1.0, delta=1e-4)
-    assert res.metrics["certified"] == 1.0
-    assert res.model.rum_perturbation_.spent_bound == pytest.approx(res.metrics["residual_bound"])
+    assert res.certificate.certified == 1.0
+    assert res.model.rum_perturbation_.spent_bound == pytest.approx(res.certificate.residual_bound)
     assert est.rum_perturbation_.spent_bound == 0.0

@@ -25,19 +25,19 @@ def test_second_order_deletion_of_3_percent_is_within_5_percent_of_retrain(cance
     retrained = fit_convex(torch.nn.Linear(30, 2), (X[keep], y[keep]), weight_decay=LAM)
     before = copy.deepcopy(cancer_model.state_dict())
     req = rum.requests.delete((X, y), idx)
-    one = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, max_steps=1)
+    one = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, settings={"max_steps": 1})
     full = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM)
-    first = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, order=1)
+    first = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, settings={"order": 1})
     assert _ratio(one.model, cancer_model, retrained) < 0.05
     assert _ratio(full.model, cancer_model, retrained) < 1e-4
     # the paper's residual table: first-order residuals are orders of magnitude above second-order
-    assert first.metrics["residual_norm"] > 30 * one.metrics["residual_norm"]
-    assert full.metrics["residual_norm"] < 1e-6 < first.metrics["residual_norm"]
+    assert first.residual > 30 * one.residual
+    assert full.residual < 1e-6 < first.residual
     # the caller's model is untouched; the result keeps its dtype
     for k, v in cancer_model.state_dict().items():
         assert torch.equal(v, before[k])
     assert full.model.weight.dtype == torch.float32
-    assert full.plan.steps[0].params["solver"] == "exact"
+    assert full.settings.solver == "exact"
 
 
 def test_label_repair_of_3_percent_poisoned_needs_iterated_newton(cancer):
@@ -51,9 +51,9 @@ def test_label_repair_of_3_percent_poisoned_needs_iterated_newton(cancer):
     req = rum.requests.relabel((X, y_poison), idx, y[idx])
     res = rum.correct(poisoned, req, train_set=(X, y_poison), weight_decay=LAM)
     assert _ratio(res.model, poisoned, clean) < 0.05
-    assert res.metrics["newton_steps"] >= 2
-    assert res.metrics["residual_norm"] < 1e-6
-    assert res.metrics["after_acc_after"] >= res.metrics["after_acc_before"]
+    assert res.steps >= 2
+    assert res.residual < 1e-6
+    assert res.accuracies["after_acc_after"] >= res.accuracies["after_acc_before"]
 
 
 def test_feature_replacement_matches_retrain_on_edited_data(cancer, cancer_model):
@@ -62,8 +62,7 @@ def test_feature_replacement_matches_retrain_on_edited_data(cancer, cancer_model
     X_new = X.copy()
     X_new[:60, 3] = 0.0
     retrained = fit_convex(torch.nn.Linear(30, 2), (X_new, y), weight_decay=LAM)
-    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg", max_steps=2,
-                      batch_size=4096)
+    res = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, settings={"solver": "cg", "max_steps": 2, "batch_size": 4096})
     assert _ratio(res.model, cancer_model, retrained) < 1e-3
 
 
@@ -78,8 +77,7 @@ def test_deep_model_last_layers_with_cg_and_lissa_is_finite_and_untouched_input(
     req = rum.requests.relabel((X, y), [0, 1, 2], 1 - y[:3])
     for solver in ("cg", "lissa"):
         res = rum.correct(model, req, train_set=(X, y), weight_decay=0.0, parameters=1,
-                          solver=solver, lissa_depth=30, cg_maxiter=20, scale=50.0,
-                          random_state=0)
+                          random_state=0, settings={"solver": solver, "lissa_depth": 30, "cg_maxiter": 20, "scale": 50.0})
         assert all(torch.isfinite(p).all() for p in res.model.parameters())
         assert torch.equal(res.model[0].weight, model[0].weight)  # frozen layer unchanged
         assert not torch.equal(res.model[2].weight, model[2].weight)
@@ -93,7 +91,7 @@ def test_bad_inputs_are_refused_with_rum_errors(cancer, cancer_model):
     with pytest.raises(InvalidParameterError, match="weight_decay"):
         rum.correct(cancer_model, req, train_set=(X, y))
     with pytest.raises(InvalidParameterError, match="solver"):
-        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="newton")
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, settings={"solver": "newton"})
     with pytest.raises(InvalidParameterError, match="leave after=None"):
         rum.correct(cancer_model, req, (X[:1], y[:1]), train_set=(X, y), weight_decay=LAM)
     with pytest.raises(NotAModelError):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import rum
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.exceptions import InvalidParameterError, RumWarning
 from rum.influence import HessianCache, cache_hessian, fit_convex
 from rum.influence.features import split_frozen_prefix, tail_view
@@ -66,11 +66,11 @@ def _relabel(X, y, k=15, seed=0):
 def test_last_layer_correction_on_cached_features_equals_the_whole_network(deep, monkeypatch):
     model, X, y = deep
     req, _ = _relabel(X, y)
-    kw = dict(train_set=(X, y), weight_decay=LAM, parameters=1, solver="cg", damping=0.01)
+    kw = dict(train_set=(X, y), weight_decay=LAM, parameters=1, settings={"solver": "cg", "damping": 0.01})
     fast = rum.correct(model, req, **kw)
     monkeypatch.setattr("rum.influence.workspace.tail_view", lambda *a, **k: None)
     slow = rum.correct(model, req, **kw)
-    assert fast.plan.steps[0].params["parameters"] == ["2.weight", "2.bias"]
+    assert fast.parameters == ("2.weight", "2.bias")
     gap = float((flat(fast.model) - flat(slow.model)).norm())
     moved = float((flat(slow.model) - flat(model)).norm())
     assert moved > 1e-2
@@ -81,9 +81,8 @@ def test_last_layer_correction_on_cached_features_equals_the_whole_network(deep,
 def test_iterated_last_layer_correction_is_the_exact_last_layer_retrain(deep):
     model, X, y = deep
     req, idx = _relabel(X, y)
-    res = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, parameters=1,
-                      damping=0.0, max_steps=25, tol=1e-10)
-    assert res.plan.steps[0].params["solver"] == "exact"
+    res = rum.correct(model, req, train_set=(X, y), weight_decay=LAM, parameters=1, settings={"damping": 0.0, "max_steps": 25, "tol": 1e-10})
+    assert res.settings.solver == "exact"
     y_new = y.copy()
     y_new[idx] = 1 - y[idx]
     with torch.no_grad():
@@ -100,13 +99,13 @@ def test_hessian_cache_gives_the_uncached_correction(cancer, cancer_model):
     req = rum.requests.delete((X, y), np.arange(0, len(y), 30))
     cache = cache_hessian(cancer_model, (X, y))
     assert isinstance(cache, HessianCache) and cache.n == len(y)
-    for kw in ({}, {"max_steps": 1}):
-        plain = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, **kw)
+    for settings in (None, {"max_steps": 1}):
+        plain = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, settings=settings)
         fast = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
-                           hessian_cache=cache, **kw)
+                           hessian_cache=cache, settings=settings)
         assert torch.allclose(flat(fast.model), flat(plain.model), atol=1e-6)
-        for key in ("residual_norm", "residual_norm_before", "objective_before", "objective_after"):
-            assert fast.metrics[key] == pytest.approx(plain.metrics[key], rel=1e-6, abs=1e-12)
+        for key in ("residual", "residual_before", "objective_before", "objective_after"):
+            assert getattr(fast, key) == pytest.approx(getattr(plain, key), rel=1e-6, abs=1e-12)
 
 
 def test_hessian_cache_works_for_scikit_learn_and_deep_last_layers(cancer, deep):
@@ -136,7 +135,7 @@ def test_a_mismatched_hessian_cache_is_refused_where_it_cannot_serve(cancer, can
     req = rum.requests.delete((X, y), [0])
     cache = cache_hessian(cancer_model, (X, y))
     other = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM).model
-    for kw in ({"verify": False}, {"max_steps": 1}):
+    for kw in ({"verify": False}, {"settings": {"max_steps": 1}}):
         with pytest.raises(InvalidParameterError, match="weights differ"):
             rum.correct(other, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache, **kw)
     with pytest.raises(InvalidParameterError, match="training items"):
@@ -146,8 +145,8 @@ def test_a_mismatched_hessian_cache_is_refused_where_it_cannot_serve(cancer, can
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, parameters=["bias"],
                     hessian_cache=cache)
     with pytest.raises(InvalidParameterError, match="exact second-order"):
-        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, solver="cg",
-                    hessian_cache=cache)
+        rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
+                    hessian_cache=cache, settings={"solver": "cg"})
     with pytest.raises(InvalidParameterError, match="HessianCache"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache="cache")
 
@@ -171,7 +170,7 @@ def test_a_cache_from_an_earlier_model_serves_a_chain_of_verified_corrections(
 
     monkeypatch.setattr(Objective, "hessian", no_full_hessian)
     chained = rum.correct(first.model, req, train_set=(X1, y1), weight_decay=LAM, hessian_cache=cache)
-    assert chained.metrics["residual_norm"] < 1e-8 and chained.metrics["solver_iterations"] > 0
+    assert chained.residual < 1e-8 and chained.solver_iterations > 0
     assert torch.allclose(flat(chained.model), flat(plain.model), atol=1e-6)
 
 
@@ -206,13 +205,13 @@ def test_unverified_correction_is_the_one_step_correction_without_reading_train_
     cache = cache_hessian(cancer_model, (X, y))
     with pytest.warns(RumWarning, match="residual is still"):  # one step is not the optimum
         one = rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM,
-                          hessian_cache=cache, max_steps=1)
+                          hessian_cache=cache, settings={"max_steps": 1})
     fast = rum.correct(cancer_model, req, train_set=_Unreadable(len(y)), weight_decay=LAM,
                        hessian_cache=cache, verify=False)
     assert torch.allclose(flat(fast.model), flat(one.model), atol=1e-7)
-    assert np.isnan(fast.metrics["residual_norm"]) and np.isnan(fast.metrics["objective_after"])
-    assert fast.metrics["newton_steps"] == 1 and fast.plan.steps[0].params["verify"] is False
-    assert fast.metrics["residual_norm_before"] == pytest.approx(one.metrics["residual_norm_before"])
+    assert np.isnan(fast.residual) and np.isnan(fast.objective_after)
+    assert fast.steps == 1
+    assert fast.residual_before == pytest.approx(one.residual_before)
     # one step from the cache lands near the exact retrain; verified refinement lands on it
     keep = np.setdiff1d(np.arange(len(y)), idx)
     torch.manual_seed(0)
@@ -234,7 +233,7 @@ def test_unverified_correction_of_a_scikit_learn_model():
     clf = LogisticRegression(C=1.0, tol=1e-10, max_iter=2000).fit(X, y)
     req = rum.requests.delete((X, y), np.arange(0, len(y), 40))
     cache = cache_hessian(clf, (X, y))
-    a = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache, max_steps=1)
+    a = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache, settings={"max_steps": 1})
     b = rum.correct(clf, req, train_set=(X, y), hessian_cache=cache, verify=False)
     assert np.allclose(a.model.coef_, b.model.coef_, atol=1e-10)
     assert np.allclose(a.model.intercept_, b.model.intercept_, atol=1e-10)
@@ -248,7 +247,7 @@ def test_unverified_correction_is_refused_where_it_cannot_hold(cancer, cancer_mo
     cache = cache_hessian(cancer_model, (X, y))
     with pytest.raises(InvalidParameterError, match="max_steps=3"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache,
-                    verify=False, max_steps=3)
+                    verify=False, settings={"max_steps": 3})
     with pytest.raises(InvalidParameterError, match="certified"):
         rum.correct(cancer_model, req, train_set=(X, y), weight_decay=LAM, hessian_cache=cache,
                     verify=False, epsilon=1.0, delta=1e-5)
@@ -261,24 +260,24 @@ def test_cached_hessian_solve_by_preconditioned_cg_equals_the_dense_solve(cancer
     """The cache's solve never forms the corrected Hessian; it must give the dense solve's step."""
     import importlib
 
-    mod = importlib.import_module("rum.influence.correct")
+    mod = importlib.import_module("rum.influence._update")
     X, y = cancer
     # a deletion: a relabelling leaves a binary logistic Hessian unchanged (it does not
     # depend on the labels), so the cached preconditioner would be exact
     req = rum.requests.delete((X, y), np.arange(0, 60, 3))
     cache = cache_hessian(cancer_model, (X, y))
-    kw = dict(train_set=(X, y), weight_decay=LAM, hessian_cache=cache, max_steps=1)
+    kw = dict(train_set=(X, y), weight_decay=LAM, hessian_cache=cache, settings={"max_steps": 1})
     pcg = rum.correct(cancer_model, req, **kw)
-    assert pcg.metrics["solver_iterations"] > 0  # the CG path ran
+    assert pcg.solver_iterations > 0  # the CG path ran
     monkeypatch.setattr(HessianCache, "preconditioner", lambda self, reg, n: None)
     dense = rum.correct(cancer_model, req, **kw)
-    assert dense.metrics["solver_iterations"] == 0
+    assert dense.solver_iterations == 0
     assert torch.allclose(flat(pcg.model), flat(dense.model), atol=1e-7)
     monkeypatch.undo()
     # a solve that does not converge in time falls back to the dense one
     monkeypatch.setattr(mod, "CACHED_CG_MAXITER", 1)
     fallback = rum.correct(cancer_model, req, **kw)
-    assert fallback.metrics["solver_iterations"] == 0
+    assert fallback.solver_iterations == 0
     assert torch.allclose(flat(fallback.model), flat(dense.model), atol=1e-7)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.influence import BinaryLogit, Objective, ParamSpace, Term, select_parameters
 
 

@@ -57,7 +57,7 @@ def test_deletion_matches_sklearn_refit_and_estimator_is_untouched(wine, binary)
 
 def test_sklearn_objective_convention_is_mean_ce_plus_lambda_over_two(wine):
     """At sklearn's optimum the gradient of mean CE + 1/(2Cn)||W||^2 (intercept free) vanishes."""
-    from rum.data import as_data
+    from rum._data import as_data
     from rum.influence import Objective, ParamSpace, Term, select_parameters
 
     X, y = wine

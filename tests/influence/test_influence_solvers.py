@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.influence import (
     Objective,
     ParamSpace,

@@ -11,11 +11,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import NearestNeighbors
 
 import rum
-from rum.data import as_data
-from rum.planner.auto import neighbour_targets
+from rum._data import as_data
+from rum.planner._targets import neighbour_targets
+from rum.policies import Auto
 from rum.profiler.embeddings import embed
 
-from ..conftest import state_equal
+from ..conftest import auto_search, planning_context, state_equal
 
 
 def test_neighbour_targets_match_a_brute_force_knn(digits):
@@ -49,21 +50,21 @@ def test_auto_gets_close_to_the_oracle(digits, oracle, auto_result):
     assert auto.tow > noop.tow + 0.3
     # 0.90 here: auto lands on its target, 0.59, which is above the oracle's forget accuracy,
     # 0.49, on this set (0.94 when it matched targets item by item; over the RUM suite's 81
-    # runs matching them per group scores higher: docs/benchmarks.md)
+    # runs matching them per group scores higher: benchmarks/NOTES.md)
     assert auto.tow > 0.88
 
 
 def test_auto_rejects_a_fixed_mapping_and_needs_retain(small):
     model, forget, retain = small
-    with pytest.raises(rum.exceptions.InvalidParameterError, match="no per-group keys.*'high'"):
-        rum.unlearn(model, forget, retain, policy="auto", unlearners={"high": "salun"})
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="per group itself.*RUM or Mapping"):
+        Auto(candidates={"high": "salun"})
     with pytest.raises(rum.exceptions.InvalidParameterError, match="needs retain_set"):
         rum.unlearn(model, forget, None, policy="auto")
 
 
 def test_auto_respects_a_tiny_budget(small):
     model, forget, retain = small
-    res = rum.unlearn(model, forget, retain, policy="auto", budget=1e-9, random_state=0)
+    res = rum.unlearn(model, forget, retain, policy=Auto(budget=1e-9), random_state=0)
     # nothing could be tried: the model is unchanged
     assert [s.unlearner for s in res.plan.steps] == ["noop"]
     assert state_equal(res.model, model)
@@ -73,20 +74,17 @@ def test_auto_respects_a_tiny_budget(small):
 def _run_with_snapshots(u, model, forget, retain):
     import copy
 
-    from rum._seeding import seeded
-    from rum.unlearners.context import RunContext
+    from rum._runner import run_step
 
-    work, snaps = copy.deepcopy(model), {}
+    snaps = {}
 
-    def on_epoch_end(epoch, m):
+    def on_epoch(epoch, m, ctx):
         snaps[epoch] = {k: v.detach().clone() for k, v in m.state_dict().items()}
         return False
 
-    with seeded(7, torch.device("cpu")) as gen:
-        ctx = RunContext(device=torch.device("cpu"), generator=gen, seed=7, n_classes=3,
-                         on_epoch_end=on_epoch_end)
-        work = u._unlearn(work, forget, retain, ctx) or work
-    return work, snaps
+    run = run_step(u, copy.deepcopy(model), forget, retain, seed=7, device=torch.device("cpu"),
+                   n_classes=3, on_epoch=on_epoch)
+    return run.model, snaps
 
 
 @pytest.mark.parametrize("name, extra", [
@@ -148,8 +146,8 @@ def _scripted_trial(small, scores, guard=None):
         return scores[len(calls) - 1]
 
     u = rum.get_unlearner("finetune")(epochs=6)
-    ctx = dict(device=torch.device("cpu"), seed=0, n_classes=3)
-    return _trial(u, model, as_data(forget), as_data(retain), ctx, score, guard), calls
+    ctx = planning_context(model, forget, retain)
+    return _trial(ctx, u, ctx.model, ctx.forget, 0, score, guard), calls
 
 
 @pytest.mark.parametrize("scores, ran, best", [
@@ -183,6 +181,9 @@ class _ScriptedGuard:
         self.last = 0.5 + epoch / 100  # the accuracy it "measured" on its slice
         return epoch == self.stop_at
 
+    def after_step(self, model):  # the verdict at the end: the trial reads the epochs' only
+        return None
+
 
 @pytest.mark.parametrize("scores, hits, stop_at, ran, best", [
     # epochs 1-2 dip below the guard's limit, then the step climbs back: kept at epoch 5,
@@ -214,8 +215,8 @@ def test_auto_with_capped_repair_epochs_keeps_the_cap_and_replays_to_its_model(d
     from rum.planner.auto import AUTO_REPAIR
 
     repair = [(name, {**params, "retain_per_epoch": 300}) for name, params in AUTO_REPAIR]
-    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
-                      unlearners={"repair": repair})
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy=Auto(repair=repair),
+                      random_state=0)
     (step,) = [s for s in res.plan.steps if s.group == -1]  # the demo scenario keeps a repair
     assert step.params["retain_per_epoch"] == 300
     replay = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0)
@@ -226,36 +227,31 @@ def test_auto_with_capped_repair_epochs_keeps_the_cap_and_replays_to_its_model(d
 
 def test_auto_searches_only_the_candidates_it_is_given(small):
     model, forget, retain = small
-    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
-                      unlearners=["neggrad", ("finetune", {"epochs": 2})])
+    res = rum.unlearn(model, forget, retain, random_state=0,
+                      policy=Auto(candidates=["neggrad", ("finetune", {"epochs": 2})]))
     assert {s.unlearner for s in res.plan.steps if s.group != -1} <= {"neggrad", "finetune", "noop"}
-    # a list sets the group candidates only: the repair is searched among the defaults
+    # candidates are the group candidates only: the repair is searched among the defaults
     from rum.planner.auto import AUTO_REPAIR
 
     assert {s.unlearner for s in res.plan.steps if s.group == -1} <= {n for n, _ in AUTO_REPAIR} | {"noop"}
     replay = rum.execute(res.plan, model, forget, retain, random_state=0)
     assert state_equal(replay.model, res.model)
     # the repair can be dropped, and set on its own
-    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
-                      unlearners={"candidates": "neggrad", "repair": None})
+    res = rum.unlearn(model, forget, retain, random_state=0,
+                      policy=Auto(candidates="neggrad", repair=[]))
     assert all(s.group != -1 or s.unlearner == "noop" for s in res.plan.steps)
-    res = rum.unlearn(model, forget, retain, policy="auto", random_state=0,
-                      unlearners={"candidates": "noop", "repair": ("neggrad", {"epochs": 1})})
+    res = rum.unlearn(model, forget, retain, random_state=0,
+                      policy=Auto(candidates="noop", repair=("neggrad", {"epochs": 1})))
     assert {s.unlearner for s in res.plan.steps} <= {"neggrad", "noop"}
 
 
 def test_auto_keeps_the_candidate_with_the_lowest_search_score(digits):
-    from rum.data import as_data
-    from rum.planner.auto import auto_search
-
+    from rum._data import as_data
     forget, retain = as_data(digits.forget), as_data(digits.retain)
     profile = rum.profile(digits.model, forget, retain, random_state=0)
-    import copy
 
-    cands = (("random-label", {"epochs": 3}), ("neggrad", {"epochs": 3}), ("scrub", {"epochs": 2}))
-    plan, _, _ = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
-                                device=torch.device("cpu"), seed=0, n_classes=10,
-                                candidates=cands, repair=())
+    cands = (("random-label", {"epochs": 3}), ("neggrad", {"epochs": 3}), ("scrub", {"epochs": 2, "msteps": 2}))
+    plan, _, _ = auto_search(profile, digits.model, forget, retain, candidates=cands, repair=())
     chosen = {s.group: s.unlearner for s in plan.steps}
     for g in {r.group for r in plan.search.trials}:
         rows = [r for r in plan.search.trials if r.group == g]
@@ -269,27 +265,20 @@ def test_auto_keeps_the_candidate_with_the_lowest_search_score(digits):
 
 def test_the_repair_keeps_the_first_candidate_that_improves_and_skips_the_rest(digits):
     """Repair candidates are tried in order: later ones are fallbacks, not rivals."""
-    import copy
-
-    from rum.planner.auto import auto_search
 
     forget, retain = as_data(digits.forget), as_data(digits.retain)
     profile = rum.profile(digits.model, forget, retain, random_state=0)
     cands = (("random-label", {"epochs": 3}),)
     repair = ("noop", ("finetune", {"epochs": 2, "optimizer": "adam", "lr": 1e-3}),
               ("neggrad+", {"epochs": 2}))
-    plan, _, _ = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
-                                device=torch.device("cpu"), seed=0, n_classes=10,
-                                candidates=cands, repair=repair)
+    plan, _, _ = auto_search(profile, digits.model, forget, retain, candidates=cands, repair=repair)
     tried = [r.unlearner for r in plan.search.trials if r.group == -1]
     # doing nothing never beats doing nothing, so the fine-tune runs; it improves, so
     # NegGrad+ is never tried
     assert tried == ["noop", "finetune"]
     assert plan.steps[-1].group == -1 and plan.steps[-1].unlearner == "finetune"
     # the groups' candidates are still rivals: every one runs on every group
-    plan, _, _ = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
-                                device=torch.device("cpu"), seed=0, n_classes=10,
-                                candidates=cands + repair[1:], repair=())
+    plan, _, _ = auto_search(profile, digits.model, forget, retain, candidates=cands + repair[1:], repair=())
     for g in {r.group for r in plan.search.trials}:
         assert [r.unlearner for r in plan.search.trials if r.group == g] == [
             "random-label", "finetune", "neggrad+"]
@@ -297,9 +286,6 @@ def test_the_repair_keeps_the_first_candidate_that_improves_and_skips_the_rest(d
 
 def test_the_anchored_repair_is_skipped_when_no_group_step_was_kept(digits):
     """An anchor would hold the original model's predictions: the opposite of forgetting."""
-    import copy
-
-    from rum.planner.auto import auto_search
 
     forget, retain = as_data(digits.forget), as_data(digits.retain)
     profile = rum.profile(digits.model, forget, retain, random_state=0)
@@ -307,9 +293,7 @@ def test_the_anchored_repair_is_skipped_when_no_group_step_was_kept(digits):
     plain = ("finetune", {"epochs": 2, "optimizer": "adam", "lr": 1e-3})
 
     def repair_rows(candidates):
-        plan, _, _ = auto_search(profile, copy.deepcopy(digits.model), forget, retain,
-                                    device=torch.device("cpu"), seed=0, n_classes=10,
-                                    candidates=candidates, repair=(anchored, plain))
+        plan, _, _ = auto_search(profile, digits.model, forget, retain, candidates=candidates, repair=(anchored, plain))
         return plan, [r for r in plan.search.trials if r.group == -1]
 
     # doing nothing is never kept as a group step, so only the plain fine-tune is tried
@@ -323,29 +307,30 @@ def test_the_anchored_repair_is_skipped_when_no_group_step_was_kept(digits):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ([], r"unlearners is empty: .*\['random-label', 'scrub'\]"),
-    ({"repair": []}, r"unlearners\['repair'\] is empty: .*or None to search no repair step"),
-    (["random-label", "no-such-unlearner"], r"unlearners\[1\]"),
-    ({"candidates": [("scrub", {"epochs": -1})]}, r"unlearners\['candidates'\]\[0\]: .*epochs"),
-    ({"repair": "nope"}, r"unlearners\['repair'\]\[0\]"),
+    ({"candidates": []}, r"candidates is empty: .*\['random-label', 'scrub'\]"),
+    ({"repair": "nope"}, r"repair\[0\]"),
+    ({"candidates": ["random-label", "no-such-unlearner"]}, r"candidates\[1\]"),
+    ({"candidates": [("scrub", {"epochs": -1})]}, r"candidates\[0\]: .*epochs"),
+    ({"budget": 0}, r"'budget' parameter of Auto"),
+    ({"target": "neighbours"}, r"Did you mean 'neighbors'"),
 ])
 def test_auto_candidates_are_checked_before_any_work(small, bad, match, monkeypatch):
-    import rum.api
+    import rum._api
 
     model, forget, retain = small
 
     def no_profiling(*a, **k):
         raise AssertionError("profiled before checking unlearners")
 
-    monkeypatch.setattr(rum.api, "_profile_data", no_profiling)
+    monkeypatch.setattr(rum._api, "_profile_data", no_profiling)
     with pytest.raises((rum.exceptions.InvalidParameterError, rum.exceptions.UnknownNameError), match=match):
-        rum.unlearn(model, forget, retain, policy="auto", unlearners=bad)
+        rum.unlearn(model, forget, retain, policy=Auto(**bad))
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.floats(0, 1), st.integers(-1, 3)), max_size=30))
 def test_calibration_error_matches_a_loop_over_groups(items):
-    from rum.planner.auto import calibration_error
+    from rum.planner._targets import calibration_error
 
     correct = [float(c) for c, _, _ in items]
     targets = [t for _, t, _ in items]
@@ -360,7 +345,7 @@ def test_calibration_error_matches_a_loop_over_groups(items):
 
 
 def test_calibration_error_aims_at_the_groups_mean_target_not_at_each_item():
-    from rum.planner.auto import calibration_error
+    from rum.planner._targets import calibration_error
 
     # ten items a retrained model gets right with probability 0.6
     targets, groups = np.full(10, 0.6), np.zeros(10, dtype=int)
@@ -373,7 +358,8 @@ def test_calibration_error_aims_at_the_groups_mean_target_not_at_each_item():
 
 
 def test_the_search_score_is_group_calibration_plus_retain_accuracy_lost():
-    from rum.planner.auto import _Scorer, calibration_error
+    from rum.planner._targets import calibration_error
+    from rum.planner.auto import _Scorer
 
     # a linear model over one-hot inputs predicts a chosen class for every item
     n = 8
@@ -423,14 +409,15 @@ def test_auto_keeps_only_steps_the_retain_guard_lets_through(digits, guard):
         assert state_equal(unguarded.model, res.model)
 
 
-def test_plan_takes_retain_guard_for_auto_only(small):
+def test_plan_takes_retain_guard_for_search_policies_only(small):
+    from rum.policies import Uniform
+
     model, forget, retain = small
     prof = rum.profile(model, forget, retain, random_state=0)
-    with pytest.raises(rum.exceptions.InvalidParameterError, match="option of policy='auto'"):
-        rum.plan(prof, policy="uniform", unlearners="finetune", retain_guard=0.2)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="search policy's trials"):
+        rum.plan(prof, Uniform("finetune"), retain_guard=0.2)
     with pytest.raises(rum.exceptions.InvalidParameterError, match="retain_guard"):
         rum.plan(prof, policy="auto", model=model, forget_set=forget, retain_set=retain,
                  retain_guard=2.0)
     # the default is the executor's, so other policies accept it as it is
-    assert rum.plan(prof, policy="uniform", unlearners="finetune", retain_guard=0.5) == rum.plan(
-        prof, policy="uniform", unlearners="finetune")
+    assert rum.plan(prof, Uniform("finetune"), retain_guard=0.5) == rum.plan(prof, Uniform("finetune"))

@@ -12,6 +12,7 @@ import pytest
 import rum
 from rum.planner import SearchReport, auto
 from rum.planner.auto import stage_deadline
+from rum.policies import Auto
 from rum.unlearners.registry import UNLEARNERS
 
 from ..conftest import state_equal
@@ -59,10 +60,10 @@ def ticking_run(digits, monkeypatch):
     def run(budget, **options):
         runs.clear()
         clock.now = 0.0
-        options.setdefault("unlearners", {"candidates": [("tick-random-label", {"epochs": 10})],
-                                          "repair": [("tick-finetune", {"epochs": 10})]})
-        res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto",
-                          budget=budget, random_state=0, target="neighbors", **options)
+        options.setdefault("candidates", [("tick-random-label", {"epochs": 10})])
+        options.setdefault("repair", [("tick-finetune", {"epochs": 10})])
+        res = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0,
+                          policy=Auto(budget=budget, target="neighbors", **options))
         return res, list(runs)
 
     yield run
@@ -103,9 +104,8 @@ def test_each_stage_stops_at_its_share_of_the_budget_and_replays(digits, ticking
 
 def test_unused_time_rolls_over_to_the_repair(ticking_run):
     # one candidate that stops after 1 epoch by itself: the repair inherits the rest
-    res, runs = ticking_run(100.0, unlearners={
-        "candidates": [("tick-random-label", {"epochs": 1})],
-        "repair": [("tick-finetune", {"epochs": 10})]})
+    res, runs = ticking_run(100.0, candidates=[("tick-random-label", {"epochs": 1})],
+                            repair=[("tick-finetune", {"epochs": 10})])
     n_groups = len(res.profile.summary)
     assert runs[:n_groups] == [1] * n_groups
     assert runs[-1] >= 3  # the repair stopped by its patience, not by the budget
@@ -114,9 +114,8 @@ def test_unused_time_rolls_over_to_the_repair(ticking_run):
 
 
 def test_a_spent_budget_leaves_later_candidates_untried(ticking_run):
-    res, runs = ticking_run(1.0, unlearners={
-        "candidates": [("tick-random-label", {"epochs": 10}), ("tick-finetune", {"epochs": 10})],
-        "repair": None})
+    res, runs = ticking_run(1.0, candidates=[("tick-random-label", {"epochs": 10}),
+                                             ("tick-finetune", {"epochs": 10})], repair=[])
     # the first group's share is under one epoch, and that epoch spends the whole budget
     assert runs == [1]
     assert [t.unlearner for t in res.search.trials] == ["tick-random-label"]
@@ -127,8 +126,8 @@ def test_the_reference_stops_at_its_share(digits, monkeypatch):
     clock, runs = EpochClock(), []
     monkeypatch.setattr(auto, "_clock", clock)
     reference = ticking(rum.get_unlearner("retrain"), clock, runs)(epochs=4)
-    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
-                      target=reference, budget=1e-6, unlearners={"repair": None})
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0,
+                      policy=Auto(target=reference, budget=1e-6, repair=[]))
     assert runs == [1]  # one epoch always runs; the budget stops the reference after it
     assert res.search.reference["epochs"] == 1 and res.search.reference["cut"] is True
     assert "cut short: reference" in res.search.summary()
@@ -141,8 +140,8 @@ def test_the_search_shows_a_progress_bar_only_when_asked(digits, capsys):
     quiet = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
                         progress=False)
     assert capsys.readouterr().err == ""
-    shown = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
-                        progress=True, budget=60.0)
+    shown = rum.unlearn(digits.model, digits.forget, digits.retain, policy=Auto(budget=60.0),
+                        random_state=0, progress=True)
     err = capsys.readouterr().err
     n = 1 + len(shown.profile.summary) + 1  # the reference, each group, the repair
     assert f"{n}/{n}" in err and "auto search" in err
@@ -154,10 +153,11 @@ def test_the_search_shows_a_progress_bar_only_when_asked(digits, capsys):
 
 def test_budget_belongs_to_the_auto_policy_only(small):
     model, forget, retain = small
-    with pytest.raises(rum.exceptions.InvalidParameterError, match="budget is an option of policy='auto'"):
+    with pytest.raises(rum.exceptions.UnknownOptionError, match="'budget'"):
         rum.unlearn(model, forget, retain, budget=5.0)
-    prof = rum.profile(model, forget, retain, random_state=0)
-    with pytest.raises(rum.exceptions.InvalidParameterError, match="drop budget"):
-        rum.plan(prof, policy="uniform", unlearners="finetune", budget=5.0)
+    with pytest.raises(rum.exceptions.UnknownOptionError, match="'budget'"):
+        rum.policies.make_policy("uniform", {"budget": 5.0})
     with pytest.raises(rum.exceptions.InvalidParameterError, match="'budget' parameter"):
-        rum.unlearn(model, forget, retain, policy="auto", budget=0)
+        Auto(budget=0)
+    # the shorthand's options come from the policy itself
+    assert rum.policies.make_policy("auto", {"budget": 5.0}).budget == 5.0

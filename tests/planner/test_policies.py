@@ -9,8 +9,17 @@ import pytest
 
 import rum
 from rum.exceptions import InvalidParameterError, UnknownNameError
-from rum.planner import Policy, list_policies, register_policy
 from rum.planner.policies import POLICIES
+from rum.policies import (
+    RUM,
+    Mapping,
+    Policy,
+    Shuffle,
+    Uniform,
+    Vanilla,
+    list_policies,
+    register_policy,
+)
 
 
 @pytest.fixture()
@@ -21,20 +30,20 @@ def prof():
 
 
 def test_vanilla_is_one_step_over_everything(prof):
-    p = rum.plan(prof, policy="vanilla", unlearners="neggrad+")
+    p = rum.plan(prof, Vanilla("neggrad+"))
     assert len(p) == 1 and p.steps[0].indices == tuple(range(8)) and p.steps[0].group == -1
 
 
 def test_uniform_runs_each_group_easiest_first(prof):
-    p = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}))
+    p = rum.plan(prof, Uniform(("finetune", {"epochs": 2})))
     assert [s.group for s in p.steps] == [0, 1, 2]
     assert [s.indices for s in p.steps] == [(0, 3, 6), (2, 5), (1, 4, 7)]
     assert all(s.unlearner == "finetune" and s.params["epochs"] == 2 for s in p.steps)
 
 
 def test_shuffle_keeps_group_sizes_but_not_membership(prof):
-    a = rum.plan(prof, policy="shuffle", unlearners="finetune", random_state=1)
-    b = rum.plan(prof, policy="shuffle", unlearners="finetune", random_state=1)
+    a = rum.plan(prof, Shuffle("finetune"), random_state=1)
+    b = rum.plan(prof, "shuffle", random_state=1)  # the name: the same policy with its defaults
     assert a == b
     assert [len(s.indices) for s in a.steps] == [3, 2, 3]
     assert sorted(i for s in a.steps for i in s.indices) == list(range(8))
@@ -60,21 +69,27 @@ def test_rum_default_mapping_relabels_the_most_memorized_and_repairs_at_the_end(
 
 
 def test_rum_mapping_overrides_by_level_or_group(prof):
-    p = rum.plan(prof, unlearners={"high": ("neggrad+", {"alpha": 0.8}), 1: "noop", "low": "noop",
-                                   "repair": None})
+    p = rum.plan(prof, RUM({"high": ("neggrad+", {"alpha": 0.8}), 1: "noop", "low": "noop",
+                            "repair": None}))
     assert [(s.group, s.unlearner) for s in p.steps] == [(2, "neggrad+")]
     assert p.steps[0].params["alpha"] == 0.8
-    with pytest.raises(InvalidParameterError, match="neither a group id"):
-        rum.plan(prof, unlearners={"hard": "salun"})
-    with pytest.raises(InvalidParameterError, match="policy='uniform'"):
-        rum.plan(prof, policy="rum", unlearners="finetune")
+    with pytest.raises(InvalidParameterError, match="key 'hard'; each key must be a group id or one of"):
+        RUM({"hard": "salun"})
+    with pytest.raises(InvalidParameterError, match="does not have"):
+        rum.plan(prof, RUM({7: "salun"}))
+    with pytest.raises(InvalidParameterError, match=r"Uniform\(unlearner\)"):
+        RUM("finetune")
+    # keys from JSON are strings: digits name groups
+    assert rum.plan(prof, RUM({"2": "neggrad+", "repair": None})).steps[-1].unlearner == "neggrad+"
 
 
 def test_user_mapping_policy(prof):
-    p = rum.plan(prof, policy="mapping", unlearners={2: "random-label", 0: "finetune"})
+    p = rum.plan(prof, Mapping({2: "random-label", 0: "finetune"}))
     assert [(s.group, s.unlearner) for s in p.steps] == [(0, "finetune"), (2, "random-label")]
     with pytest.raises(InvalidParameterError, match="does not have"):
-        rum.plan(prof, policy="mapping", unlearners={7: "noop"})
+        rum.plan(prof, Mapping({7: "noop"}))
+    with pytest.raises(InvalidParameterError, match="Mapping needs unlearners"):
+        rum.plan(prof, "mapping")
 
 
 def test_a_user_policy_plugs_in_by_name_class_or_instance(prof):
@@ -82,7 +97,7 @@ def test_a_user_policy_plugs_in_by_name_class_or_instance(prof):
 
         @register_policy("hardest-first")
         class HardestFirst(Policy):
-            def steps(self, profile, unlearners, seed):
+            def steps(self, profile, seed):
                 u = rum.get_unlearner("neggrad")()
                 return [rum.Step.from_unlearner(s.group, profile.indices(s.group), u)
                         for s in reversed(profile.summary)]
@@ -107,15 +122,15 @@ def test_unknown_policy_and_bad_arguments(prof):
 
 
 def test_progressive_retain_policy_is_recorded_on_every_step(prof):
-    p = rum.plan(prof, policy="uniform", retain_policy="progressive")
+    p = rum.plan(prof, "uniform", retain_policy="progressive")
     assert {s.retain_policy for s in p.steps} == {"progressive"}
 
 
 def test_dry_run_prints_the_estimated_cost(prof):
-    p = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}), n_retain=100)
+    p = rum.plan(prof, Uniform(("finetune", {"epochs": 2})), n_retain=100)
     assert p.estimated_cost() == [2.0, 2.0, 2.0]
     assert "estimated total: 6.00 retain epochs" in str(p)
-    q = rum.plan(prof, policy="uniform", unlearners=("random-label", {"epochs": 1, "retain_ratio": 1.0}), n_retain=100)
+    q = rum.plan(prof, Uniform(("random-label", {"epochs": 1, "retain_ratio": 1.0})), n_retain=100)
     # random-label processes the group plus as many retain items, once
     assert q.estimated_cost() == [0.06, 0.04, 0.06]
     unknown = rum.plan(prof)
@@ -123,8 +138,7 @@ def test_dry_run_prints_the_estimated_cost(prof):
     assert "estimated cost: unknown without the retain set's size" in str(unknown)
     # the retain set itself gives its size
     X, y = np.zeros((100, 3), np.float32), np.zeros(100, np.int64)
-    from_data = rum.plan(prof, policy="uniform", unlearners=("finetune", {"epochs": 2}),
-                         retain_set=(X, y))
+    from_data = rum.plan(prof, Uniform(("finetune", {"epochs": 2})), retain_set=(X, y))
     assert from_data.n_retain == 100 and from_data.estimated_cost() == [2.0, 2.0, 2.0]
 
 
@@ -140,7 +154,7 @@ def test_default_pipeline_gets_close_to_the_oracle_on_the_digits_demo(digits, or
 
 def test_rum_mapping_takes_fallbacks_in_order_of_preference():
     p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
-    plan = rum.plan(p, unlearners={"high": ["salun", ("random-label", {"epochs": 2})]})
+    plan = rum.plan(p, RUM({"high": ["salun", ("random-label", {"epochs": 2})]}))
     high = next(s for s in plan.steps if s.group == 2)
     assert high.unlearner == "salun"
     assert high.fallbacks == (("random-label", rum.get_unlearner("random-label")(epochs=2).get_params()),)
@@ -148,9 +162,28 @@ def test_rum_mapping_takes_fallbacks_in_order_of_preference():
     assert rum.Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     assert [type(u).name for u in high.build_all()] == ["salun", "random-label"]
     # a JSON pair is still one unlearner with its parameters, not a fallback
-    pair = rum.plan(p, policy="mapping", unlearners={2: ["finetune", {"epochs": 2}]})
+    pair = rum.plan(p, Mapping({2: ["finetune", {"epochs": 2}]}))
     assert pair.steps[0].params["epochs"] == 2 and pair.steps[0].fallbacks == ()
     with pytest.raises(rum.exceptions.InvalidParameterError, match=r"unlearners\[2\] is an empty list"):
-        rum.plan(p, policy="mapping", unlearners={2: []})
+        Mapping({2: []})
     with pytest.raises(rum.exceptions.UnknownNameError, match=r"unlearners\['high'\]\[1\]|no-such"):
-        rum.plan(p, unlearners={"high": ["salun", "no-such"]})
+        RUM({"high": ["salun", "no-such"]})
+
+
+def test_policies_check_their_choices_when_made_and_print_them():
+    with pytest.raises(rum.exceptions.UnknownNameError, match="Did you mean 'finetune'"):
+        Uniform("fine-tune")
+    with pytest.raises(InvalidParameterError, match=r"unlearner: The 'epochs' parameter"):
+        Vanilla(("finetune", {"epochs": 0}))
+    with pytest.raises(InvalidParameterError, match="runs one unlearner"):
+        Uniform({0: "finetune"})
+    with pytest.raises(InvalidParameterError, match="only the repair step can be dropped"):
+        RUM({"high": None})
+    assert repr(RUM({"high": "salun"})) == "RUM(unlearners={'high': 'salun'})"
+    assert repr(Uniform()) == "Uniform()"
+    # a name and options build the registered class; unknown options name the policy
+    assert rum.policies.make_policy("uniform", {"unlearner": "neggrad+"}).unlearner == "neggrad+"
+    with pytest.raises(rum.exceptions.UnknownOptionError, match="policy 'uniform'.*'unlearners'"):
+        rum.policies.make_policy("uniform", {"unlearners": "neggrad+"})
+    with pytest.raises(InvalidParameterError, match="already a configured policy"):
+        rum.policies.make_policy(Uniform(), {"unlearner": "neggrad+"})

@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import rum
 from rum.executor.result import UnlearnResult
 from rum.planner import SearchReport, Trial
+from rum.policies import Auto
 
-from ..conftest import untimed
+from ..conftest import auto_search, untimed
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +81,14 @@ def test_rum_plan_returns_the_search_that_rum_unlearn_runs(digits, searched):
 
 
 def test_an_abandoned_reference_is_reported(digits):
-    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
-                      target=("retrain", {"epochs": 3, "lr": 1e-7}))
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0,
+                      policy=Auto(target=("retrain", {"epochs": 3, "lr": 1e-7})))
     report = res.search
     assert report.target == "neighbors" and report.reference["epochs"] == 1
     assert "scale" not in report.reference
     assert "abandoned after 1 epoch(s)" in report.summary()
-    none = rum.unlearn(digits.model, digits.forget, digits.retain, policy="auto", random_state=0,
-                       target="neighbors")
+    none = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0,
+                       policy=Auto(target="neighbors"))
     assert none.search.reference == {} and "no reference trained" in none.search.summary()
     # the neighbour target is the same either way, so the two searches agree
     np.testing.assert_allclose([t.score for t in none.search.trials],
@@ -109,11 +109,8 @@ def _profile_with_targets(n_items: int, groups, targets) -> rum.Profile:
 
 
 def test_a_stage_already_on_target_is_not_searched(digits):
-    import copy
-
-    from rum.data import as_data
+    from rum._data import as_data
     from rum.metrics.functional import predict_logits
-    from rum.planner.auto import auto_search
 
     forget, retain = as_data(digits.forget), as_data(digits.retain)
     right = (predict_logits(digits.model, forget.X).argmax(1) == forget.y).numpy()
@@ -124,8 +121,7 @@ def test_a_stage_already_on_target_is_not_searched(digits):
 
     def search(targets):
         profile = _profile_with_targets(n, half.astype(int), targets)
-        return auto_search(profile, copy.deepcopy(digits.model), forget, retain,
-                           device=torch.device("cpu"), seed=0, n_classes=10, target=None)[0]
+        return auto_search(profile, digits.model, forget, retain, target="neighbors")[0]
 
     # group 0 asks for what the model already does (score 0, nothing can score lower); group 1
     # asks for every item to be forgotten, so its stage is searched

@@ -41,7 +41,7 @@ def test_auto_is_input_of_last_linear():
 
 
 def _data(x):
-    from rum.data import TensorData
+    from rum._data import TensorData
 
     return TensorData(x, torch.zeros(len(x), dtype=torch.long))
 

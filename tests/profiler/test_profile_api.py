@@ -117,7 +117,7 @@ def test_unlearn_passes_profile_options(split):
 _MEM = r"""
 import sys, torch
 torch.set_num_threads(1)
-from rum.data import TensorData
+from rum._data import TensorData
 from rum.profiler import _profile_data
 n_r = int(sys.argv[1])
 g = torch.Generator().manual_seed(0)

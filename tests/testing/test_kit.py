@@ -19,13 +19,14 @@ from rum.testing import (
     tiny_task,
 )
 from rum.testing.checks import hook_state
+from rum.unlearners import Interval
 
 
 class _Base(rum.Unlearner):
     """A well-behaved unlearner (a few retain fine-tuning steps) the bad ones derive from."""
 
     tags = rum.UnlearnerTags(requires_retain=True, source="test double")
-    _parameter_constraints = {"lr": [rum.Interval(float, 0, None, closed="neither")]}
+    _parameter_constraints = {"lr": [Interval(float, 0, None, closed="neither")]}
 
     def __init__(self, lr: float = 0.05):
         self.lr = lr
@@ -100,9 +101,49 @@ class Derived(_Base):
         self.scaled = lr * 2
 
 
-class Overrides(_Base):
-    def unlearn(self, model, forget_set, retain_set=None, **kw):
+class _Epochs(_Base):
+    """Epochs of retain fine-tuning at a learning rate that decays over ``epochs``."""
+
+    _parameter_constraints = {**_Base._parameter_constraints, "epochs": [Interval(int, 1, None)]}
+
+    def __init__(self, lr: float = 0.05, epochs: int = 3):
+        self.lr = lr
+        self.epochs = epochs
+
+    def _unlearn(self, model, forget, retain, ctx):
+        opt = torch.optim.SGD(model.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.LinearLR(opt, 1.0, 0.1, total_iters=self.epochs)
+        for _ in range(self.epochs):
+            for x, y in retain.batches(64, shuffle=True, generator=ctx.generator):
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                ctx.step(loss)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            sched.step()
+            if self._end_epoch(ctx, model):
+                break
         return model
+
+    def _end_epoch(self, ctx, model):
+        return ctx.end_epoch(model)
+
+    def truncated(self, epochs):
+        return None  # the schedule spans all epochs: a shorter run is another run
+
+
+class ClaimsReplay(_Epochs):
+    """Says a shorter run replays its first epochs, but the schedule depends on ``epochs``."""
+
+    def truncated(self, epochs):
+        return self.clone(epochs=epochs)
+
+
+class SkipsEpochHook(_Epochs):
+    """Never tells its context that an epoch ended."""
+
+    def _end_epoch(self, ctx, model):
+        return False
 
 
 class Lies(_Base):
@@ -181,8 +222,13 @@ def test_attribute_set_in_init_is_caught():
     assert "scaled" in _failed(Derived(), "check_params_roundtrip")
 
 
-def test_overriding_unlearn_is_caught():
-    assert "overrides unlearn()" in _failed(Overrides(), "check_empty_forget_rejected")
+def test_a_broken_epoch_contract_is_caught():
+    """What the auto policy relies on: every epoch reported, and truncated runs that replay."""
+    assert "reported epochs [] to the epoch hook" in _failed(SkipsEpochHook(), "check_epoch_hook")
+    assert "truncated(2) did not replay" in _failed(ClaimsReplay(), "check_truncation_replays")
+    # an honest unlearner that cannot replay (truncated returns None) passes both
+    assert check_unlearner(_Epochs(), checks=["check_epoch_hook", "check_truncation_replays"]) == {
+        "check_epoch_hook": "passed", "check_truncation_replays": "passed"}
 
 
 def test_untruthful_requires_retain_is_caught():

@@ -119,7 +119,7 @@ def test_retrain_uses_a_user_recipe_on_freshly_initialised_weights(digits):
         seen["n"] = len(retain)
         seen["same_as_original"] = state_equal(model, digits.model)
         seen["device"] = ctx.device
-        return rum.training.fit_loop(model, retain, ctx, epochs=2, lr=1e-3, batch_size=64)
+        return rum._runtime.training.fit_loop(model, retain, ctx, epochs=2, lr=1e-3, batch_size=64)
 
     res = rum.unlearn(digits.model, digits.forget, digits.retain, unlearner="retrain",
                       train_fn=train_fn, random_state=0)
@@ -161,7 +161,7 @@ def _batches(seed=0):
 def test_one_joint_forward_pass_gives_the_two_separate_losses_unless_the_model_mixes_the_batch(
     norm, mixes
 ):
-    from rum.unlearners._training import cross_entropy, mixes_batch, paired_cross_entropy
+    from rum._runtime.optim import cross_entropy, mixes_batch, paired_cross_entropy
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(5, 16), norm(16), torch.nn.ReLU(), torch.nn.Linear(16, 3))

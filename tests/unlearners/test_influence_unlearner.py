@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import rum
@@ -11,11 +12,16 @@ from rum.unlearners import Influence
 
 
 def test_registered_and_params_round_trip():
-    u = rum.get_unlearner("influence")(solver="cg", last_layers=2, damping=0.5)
+    u = rum.get_unlearner("influence")(parameters=2, settings={"solver": "cg", "damping": 0.5})
     assert isinstance(u, Influence)
     assert u.clone() == u and eval(repr(u), {"Influence": Influence}) == u
-    assert u.get_params()["last_layers"] == 2
+    assert u.get_params()["parameters"] == 2
     Influence(**Influence._test_params()).validate_params()
+    # the solver options are the ones rum.correct takes: one record, checked by name
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="'settings'.*'damping'"):
+        Influence(settings={"damping": -1.0}).validate_params()
+    with pytest.raises(rum.exceptions.UnknownOptionError, match="Did you mean 'solver'"):
+        Influence(settings={"solve": "cg"}).validate_params()
 
 
 def test_convex_deletion_through_rum_unlearn_equals_retrain():

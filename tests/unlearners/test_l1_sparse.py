@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import rum
-from rum.data import as_data
+from rum._data import as_data
+from rum._runtime.context import RunContext
 from rum.exceptions import InvalidParameterError
-from rum.unlearners.context import RunContext
 from rum.unlearners.l1_sparse import L1Sparse, l1_weight
 
 

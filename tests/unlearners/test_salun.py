@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from rum.data import as_data
+from rum._data import as_data
+from rum._runtime.context import RunContext
 from rum.exceptions import InvalidParameterError
 from rum.testing import tiny_task
-from rum.unlearners.context import RunContext
 from rum.unlearners.salun import SalUn, forget_gradients, saliency_mask
 
 

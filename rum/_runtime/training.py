@@ -13,11 +13,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rum._seeding import seeded
+from rum._data import TensorData, as_data, check_fits_model, check_model, model_dtype
+from rum._runtime.context import RunContext
+from rum._runtime.optim import OPTIM_CONSTRAINTS, make_optimizer, optimise
+from rum._runtime.seeding import seeded
 from rum._validation import check_random_state, resolve_device, validate_params
-from rum.data import TensorData, as_data, check_fits_model, check_model
-from rum.unlearners._training import OPTIM_CONSTRAINTS
-from rum.unlearners.context import RunContext
 
 __all__ = ["fit", "fit_loop", "BatchCallback"]
 
@@ -42,8 +42,6 @@ def fit_loop(
     callbacks: Sequence[BatchCallback] = (),
 ) -> torch.nn.Module:
     """Train ``model`` in place with cross-entropy; ``data`` must already be on ``ctx.device``."""
-    from rum.unlearners._training import make_optimizer, optimise
-
     opt = make_optimizer(model, optimizer, lr, momentum, weight_decay)
     ctx.start(epochs * data.n_batches(batch_size))
     model.train()
@@ -121,8 +119,6 @@ def fit(
     seed = check_random_state(random_state)
     model.to(dev)
     n_classes = check_fits_model(model, {"train_set": data})
-    from rum.data import model_dtype
-
     data = data.to(dev, model_dtype(model))
     with seeded(seed, dev) as gen:
         ctx = RunContext(device=dev, generator=gen, seed=seed, n_classes=n_classes)

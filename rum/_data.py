@@ -16,6 +16,7 @@ package handles raw formats.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from collections.abc import Iterator, Mapping
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
+from rum._validation import check_random_state, resolve_device
 from rum.exceptions import (
     EmptyDataError,
     IncompatibleDataError,
@@ -34,7 +36,7 @@ from rum.exceptions import (
     NotDataError,
 )
 
-__all__ = ["TensorData", "as_data", "check_model", "check_fits_model"]
+__all__ = ["TensorData", "as_data", "check_model", "check_fits_model", "prepare_call", "Prepared"]
 
 
 def batch_count(n_items: int, batch_size: int) -> int:
@@ -338,11 +340,19 @@ def count_items(obj: Any, name: str = "data") -> int:
     return len(as_data(obj, name, allow_empty=True))
 
 
+def is_logistic_regression(obj: Any) -> bool:
+    """Whether ``obj`` is a scikit-learn ``LogisticRegression`` (without importing sklearn eagerly)."""
+    mod = type(obj).__module__ or ""
+    if not mod.startswith("sklearn"):
+        return False
+    from sklearn.linear_model import LogisticRegression
+
+    return isinstance(obj, LogisticRegression)
+
+
 def check_model(model: Any, name: str = "model") -> torch.nn.Module:
     """Raise :class:`NotAModelError` unless ``model`` is a ``torch.nn.Module`` with parameters."""
     if not isinstance(model, torch.nn.Module):
-        from rum.influence.sklearn import is_logistic_regression
-
         hint = ""
         if is_logistic_regression(model):
             hint = (
@@ -430,3 +440,35 @@ def check_fits_model(model: torch.nn.Module, datasets: Mapping[str, TensorData])
     if n_classes is None:
         raise EmptyDataError("all data sets are empty; nothing to check the model against.")
     return n_classes
+
+
+@dataclass
+class Prepared:
+    """A call's inputs after validation: a private copy of the model and converted data."""
+
+    model: torch.nn.Module  # a private deep copy
+    forget: TensorData
+    retain: TensorData | None  # None when none was given, or it is empty
+    device: torch.device
+    seed: int
+    n_classes: int
+
+
+def prepare_call(model: Any, forget_set: Any, retain_set: Any, device: Any, random_state: Any) -> Prepared:
+    """Validate a call's model, data, device and seed, and copy the model; no work starts before this.
+
+    Shared by every public function that unlearns (:func:`rum.unlearn`,
+    :func:`rum.execute`, :func:`rum.plan` with a search policy).
+    """
+    check_model(model)
+    forget = as_data(forget_set, "forget_set")
+    retain = None if retain_set is None else as_data(retain_set, "retain_set", allow_empty=True)
+    dev = resolve_device(device)
+    seed = check_random_state(random_state)
+    sets = {"forget_set": forget}
+    if retain is not None and len(retain):
+        sets["retain_set"] = retain
+    n_classes = check_fits_model(model, sets)
+    if retain is not None and len(retain) == 0:
+        retain = None
+    return Prepared(copy.deepcopy(model), forget, retain, dev, seed, n_classes)

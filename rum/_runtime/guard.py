@@ -1,7 +1,7 @@
 """The retain guard: measures each step's retain accuracy and says when to undo the step.
 
-It lives apart from the executor so that the planner (``rum.plan(policy="auto")``
-searches under it) can import it without importing the executor.
+The step runner (:mod:`rum._runner`) applies it to every step, in the executor and in
+the trials of a search policy alike.
 """
 
 from __future__ import annotations
@@ -9,17 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rum._data import TensorData
+from rum._runtime.predict import accuracy_on, skill_lost
 from rum._validation import NONE, Interval
-from rum.data import TensorData
-from rum.metrics.functional import accuracy_from_logits, predict_logits, skill_lost
-
-
-def accuracy_on(model: torch.nn.Module, data: TensorData | None) -> float:
-    """``model``'s accuracy on ``data`` (``nan`` for no data)."""
-    if data is None or len(data) == 0:
-        return float("nan")
-    return accuracy_from_logits(predict_logits(model, data.X), data.y.cpu())
-
 
 #: Default of ``retain_guard``: a step that loses more than this fraction of the
 #: model's retain accuracy above the majority-class rate is rolled back.

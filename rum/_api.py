@@ -1,0 +1,152 @@
+"""``rum.unlearn``: the one call."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rum._data import prepare_call
+from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
+from rum._runtime.progress import progress_enabled
+from rum._validation import check_options, validate_params
+from rum.exceptions import InvalidParameterError
+from rum.executor import UnlearnResult, result_from_search, run_plan
+from rum.planner import (
+    PlanningContext,
+    SearchPolicy,
+    Vanilla,
+    check_retain_policy,
+    make_policy,
+    search,
+)
+from rum.planner import plan as make_plan
+from rum.profiler import PROFILE_OPTIONS, _profile_data, check_profile_options
+from rum.unlearners.registry import make_unlearner
+
+__all__ = ["unlearn"]
+
+#: Keyword options of the default pipeline besides the policy: the profiler's, and the retain policy.
+PIPELINE_OPTIONS = (*PROFILE_OPTIONS, "retain_policy")
+
+
+def unlearn(
+    model: Any,
+    forget_set: Any,
+    retain_set: Any = None,
+    *,
+    unlearner: Any = None,
+    policy: Any = None,
+    device: Any = "auto",
+    random_state: Any = None,
+    progress: bool | None = None,
+    retain_guard: float | None = RETAIN_GUARD,
+    **options: Any,
+) -> UnlearnResult:
+    """Make a copy of ``model`` forget ``forget_set``.
+
+    Without ``unlearner``, runs the RUM pipeline: profile the forget set,
+    plan an unlearner per group with ``policy``, execute the plan. With
+    ``unlearner``, applies that one unlearner to the whole forget set, and
+    ``**options`` are its hyper-parameters: this is the way to run one unlearner.
+
+    The caller's model and data are never modified.
+
+    Args:
+        model: the trained classifier (``torch.nn.Module`` returning logits).
+        forget_set: the items to forget: an ``(X, y)`` pair, a ``Dataset`` or a
+            ``DataLoader``.
+        retain_set: the rest of the training data (or a sample of it), in the
+            same forms. Needed by most unlearners.
+        unlearner: run this one unlearner (a registered name, an
+            :class:`~rum.Unlearner` class or an instance) instead of the pipeline.
+        policy: the pipeline's planning policy: an object from
+            :mod:`rum.policies` (``RUM({"high": "salun"})``, ``Uniform("finetune")``,
+            ``Auto(budget=30)``...) or a registered name (``"rum"``, the default;
+            ``"auto"``, ``"uniform"``...); see :func:`rum.plan`.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        random_state: seed; the same seed gives bit-identical weights on the CPU.
+            ``None`` draws one, recorded in ``result.seed``.
+        progress: show a progress bar per step (and one for a search policy);
+            ``None`` shows them only on a terminal.
+        retain_guard: undo a step after which the model has lost more than this
+            fraction of its retain accuracy above the majority-class rate
+            (measured on up to 1,024 retain items; default 0.5, so a step that
+            wrecks the model is rolled back and reported in ``result.steps``
+            with a :class:`~rum.exceptions.DivergenceWarning`). ``None`` turns
+            the check off. Retraining never loses retain accuracy, so such a
+            step is always a failure (usually a learning rate too large for
+            the model); a step that trips it after an epoch and has lost 90 %
+            of that accuracy, or not improved since the previous epoch, is
+            stopped early. ``retrain`` itself is never checked. A search
+            policy's trials run under it and keep no step it would undo.
+        **options: with ``unlearner``, its hyper-parameters; otherwise the
+            profiler's options (``memorization``, ``entanglement``,
+            ``embedding_layer``, ``grouping``, ``n_groups``; see
+            :func:`rum.profile`) and ``retain_policy`` (see :func:`rum.plan`).
+
+    Returns:
+        UnlearnResult: ``.model`` is the unlearned copy; also the profile, the
+        plan, per-step timings and before/after accuracies.
+
+    Example:
+        >>> import rum
+        >>> from rum.demo import digits_scenario
+        >>> sc = digits_scenario(seed=0)
+        >>> result = rum.unlearn(sc.model, sc.forget, sc.retain, random_state=0, progress=False)
+        >>> [s.status for s in result.steps]
+        ['ok', 'ok', 'ok', 'ok']
+        >>> ft = rum.unlearn(sc.model, sc.forget, sc.retain, unlearner="finetune", epochs=1,
+        ...                  random_state=0, progress=False)
+        >>> ft.plan.steps[0].unlearner, ft.plan.steps[0].params["epochs"]
+        ('finetune', 1)
+    """
+    t0 = time.perf_counter()
+    validate_params({"retain_guard": retain_guard}, {"retain_guard": GUARD_CONSTRAINT}, "rum.unlearn")
+    # every option is checked before any data is touched
+    if unlearner is not None:
+        if policy is not None:
+            raise InvalidParameterError(
+                "give either unlearner= (one unlearner on the whole forget set) or policy= (the "
+                "pipeline's planning policy), not both."
+            )
+        u = make_unlearner(unlearner, options, "unlearner")
+        u.validate_params()
+        pol, profile_options, retain_policy = Vanilla(u), {}, "strict"
+    else:
+        # (policy and unlearner are keywords of their own; listed for the did-you-mean hint)
+        check_options(options, (*PIPELINE_OPTIONS, "policy", "unlearner"), "rum.unlearn()")
+        pol = make_policy("rum" if policy is None else policy)
+        retain_policy = options.pop("retain_policy", "strict")
+        check_retain_policy(pol, retain_policy)
+        profile_options = dict(options)
+        check_profile_options(**profile_options)
+    prep = prepare_call(model, forget_set, retain_set, device, random_state)
+    # the default of 3 groups must not make tiny forget sets an error
+    profile_options.setdefault("n_groups", min(3, len(prep.forget)))
+    prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
+    t1 = time.perf_counter()
+    if isinstance(pol, SearchPolicy):
+        ctx = PlanningContext.from_prepared(prof, prep, retain_guard=retain_guard,
+                                            progress=progress_enabled(progress))
+        outcome = search(pol, ctx)
+        return result_from_search(
+            outcome, ctx.model, prep.forget, prep.retain, profile=prof, device=prep.device,
+            seed=prep.seed, timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
+        )
+    n_retain = 0 if prep.retain is None else len(prep.retain)
+    the_plan = make_plan(prof, pol, retain_policy=retain_policy, n_retain=n_retain,
+                         random_state=prep.seed)
+    t2 = time.perf_counter()
+    return run_plan(
+        the_plan,
+        prep.model,
+        prep.forget,
+        prep.retain,
+        profile=prof,
+        device=prep.device,
+        seed=prep.seed,
+        n_classes=prep.n_classes,
+        progress=progress,
+        timings={"profile": t1 - t0, "plan": t2 - t1},
+        retain_guard=retain_guard,
+    )
