@@ -49,7 +49,7 @@ def test_auto_gets_close_to_the_oracle(digits, oracle, auto_result):
     assert auto.tow > noop.tow + 0.3
     # 0.90 here: auto lands on its target, 0.59, which is above the oracle's forget accuracy,
     # 0.49, on this set (0.94 when it matched targets item by item; over the RUM suite's 81
-    # runs matching them per group scores higher: docs/benchmarks.md)
+    # runs matching them per group scores higher: benchmarks/NOTES.md)
     assert auto.tow > 0.88
 
 
