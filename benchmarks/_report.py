@@ -1,4 +1,4 @@
-"""Write a benchmark's results into its own section of docs/benchmarks.md."""
+"""Write a benchmark's results into its own section of docs/benchmarks.md or one of its sub-pages."""
 
 from __future__ import annotations
 
@@ -9,6 +9,22 @@ import sys
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+_SUB = DOC.parent / "benchmarks"
+#: The page a section is written to: that of the first prefix its name starts with. The
+#: RUM suite's summary and figures stay on the short page (DOC), every table on a sub-page.
+PAGES: tuple[tuple[str, Path], ...] = (
+    ("rum-suite-summary", DOC),
+    ("rum-suite-plots", DOC),
+    ("rum-suite-auto-budget", _SUB / "budget.md"),
+    ("rum-suite-large-budget", _SUB / "budget.md"),
+    ("rum-suite-large-", _SUB / "large-scale.md"),
+    ("rum-suite-", _SUB / "rum-suite.md"),
+    ("auto-targets", _SUB / "auto.md"),
+    ("memorization-sources", _SUB / "memorization-sources.md"),
+    ("profiler", _SUB / "profiler.md"),
+    ("unlearners", _SUB / "unlearners.md"),
+    ("influence", _SUB / "influence.md"),
+)
 
 
 def _cpu_model() -> str:
@@ -40,8 +56,17 @@ def machine() -> str:
     )
 
 
-def write_section(name: str, body: str, doc: Path = DOC) -> None:
-    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (append if absent)."""
+def page(name: str) -> Path:
+    """The page section ``name`` belongs on (:data:`PAGES`; :data:`DOC` for a name no prefix matches)."""
+    return next((doc for prefix, doc in PAGES if name.startswith(prefix)), DOC)
+
+
+def write_section(name: str, body: str, doc: Path | None = None) -> None:
+    """Replace the text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (append if absent).
+
+    The page is ``doc``, or else the one :func:`page` names for the section.
+    """
+    doc = doc or page(name)
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     block = f"{begin}\n{body.strip()}\n{end}"

@@ -14,8 +14,8 @@
 #
 # Environment (defaults sized to end within about 8 minutes): TESTS_S (seconds for the test
 # suite, 0 skips it), DEVICE (default cuda), SEEDS, SCENARIOS, METHODS, SECTION. Logs,
-# docs/benchmarks.md with the new section, and the suite's rows land in $OUT (default
-# ./device_out).
+# the benchmark pages (docs/benchmarks.md and docs/benchmarks/*.md; the default SECTION is
+# written to large-scale.md) and the suite's rows land in $OUT (default ./device_out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device_out}
@@ -46,7 +46,7 @@ python3 -m benchmarks.rum_suite --tasks mnist1d --scale large --device "${DEVICE
   2>&1 | tee "$OUT/suite.log"
 suite_rc=${PIPESTATUS[0]}
 
-cp docs/benchmarks.md "$OUT/" 2>/dev/null
+cp docs/benchmarks.md docs/benchmarks/*.md "$OUT/" 2>/dev/null
 cp benchmarks/results/rows_*.json "$OUT/" 2>/dev/null
 echo "tests: $tests_rc, suite: $suite_rc" | tee "$OUT/status.log"
 [ "$suite_rc" = 0 ]

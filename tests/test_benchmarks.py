@@ -273,3 +273,41 @@ def test_the_prepared_device_check_is_valid_bash_and_names_known_scenarios_and_m
     assert set(scenarios) <= set(rum_suite.SCENARIOS)
     assert set(methods) <= set(rum_suite.methods(False)) | set(rum_suite.optional_methods())
     assert "--scale large" in text and '"${DEVICE:-cuda}"' in text
+
+
+def test_each_section_is_on_the_page_its_script_writes_to(tmp_path):
+    import re
+
+    from benchmarks._report import DOC, PAGES, page, write_section
+
+    docs = DOC.parent
+    # the default section of every script, and the names the committed runs chose
+    assert page("rum-suite-summary") == page("rum-suite-plots") == DOC
+    for name, where in (("rum-suite-digits", "rum-suite"), ("rum-suite-quick", "rum-suite"),
+                        ("rum-suite-partial-digits", "rum-suite"), ("rum-suite-large-mnist1d", "large-scale"),
+                        ("rum-suite-large-cuda", "large-scale"), ("rum-suite-large-repair-cap", "large-scale"),
+                        ("rum-suite-auto-budget", "budget"), ("rum-suite-large-budget", "budget"),
+                        ("auto-targets", "auto"), ("auto-targets-quick", "auto"),
+                        ("memorization-sources", "memorization-sources"), ("profiler", "profiler"),
+                        ("unlearners", "unlearners"), ("influence", "influence")):
+        assert page(name) == docs / "benchmarks" / f"{where}.md", name
+    # every page a section can go to exists and is in the site's nav
+    nav = (docs.parent / "mkdocs.yml").read_text()
+    for _, doc in PAGES:
+        assert doc.exists() and f": {doc.relative_to(docs).as_posix()}\n" in nav, doc
+    # each committed section is on the page its script would rewrite, once
+    seen = {}
+    for doc in [DOC, *sorted((docs / "benchmarks").glob("*.md"))]:
+        for name in re.findall(r"^<!-- BEGIN (\S+) -->$", doc.read_text(), re.M):
+            assert name not in seen, f"section {name} is on {seen[name].name} and {doc.name}"
+            assert page(name) == doc, f"section {name} is on {doc.name}; its script writes {page(name)}"
+            seen[name] = doc
+    assert {"rum-suite-summary", "rum-suite-digits", "profiler", "influence"} <= set(seen)
+    # write_section replaces a section in place, on the page given or the section's own
+    mine = tmp_path / "page.md"
+    write_section("a", "one", doc=mine)
+    write_section("b", "two\n", doc=mine)
+    write_section("a", "three", doc=mine)
+    assert mine.read_text() == ("# Benchmarks\n\n<!-- BEGIN a -->\nthree\n<!-- END a -->\n\n"
+                                "<!-- BEGIN b -->\ntwo\n<!-- END b -->\n")
+    assert page("no-such-prefix") == DOC  # a name of no known prefix: the short page, as before
