@@ -11,15 +11,9 @@ from rum._runtime.progress import progress_enabled
 from rum._validation import check_options, validate_params
 from rum.exceptions import InvalidParameterError
 from rum.executor import UnlearnResult, result_from_search, run_plan
-from rum.planner import (
-    PlanningContext,
-    SearchPolicy,
-    Vanilla,
-    check_retain_policy,
-    make_policy,
-    search,
-)
+from rum.planner import check_retain_policy, search
 from rum.planner import plan as make_plan
+from rum.planner.policies import PlanningContext, SearchPolicy, Vanilla, make_policy
 from rum.profiler import PROFILE_OPTIONS, _profile_data, check_profile_options
 from rum.unlearners.registry import make_unlearner
 
@@ -88,7 +82,7 @@ def unlearn(
         UnlearnResult: ``.model`` is the unlearned copy; also the profile, the
         plan, per-step timings and before/after accuracies.
 
-    Example:
+    Examples:
         >>> import rum
         >>> from rum.demo import digits_scenario
         >>> sc = digits_scenario(seed=0)

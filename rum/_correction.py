@@ -166,7 +166,7 @@ def correct(
         objective after the update, ``.settings`` the solver settings as
         resolved, ``.certificate`` what a certified correction guarantees.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from sklearn.linear_model import LogisticRegression
         >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)

@@ -42,7 +42,7 @@ __all__ = ["TensorData", "as_data", "check_model", "check_fits_model", "prepare_
 def batch_count(n_items: int, batch_size: int) -> int:
     """Mini-batches of ``batch_size`` that ``n_items`` items make (the last may be short).
 
-    Example:
+    Examples:
         >>> batch_count(100, 32), batch_count(96, 32), batch_count(0, 32)
         (4, 3, 0)
     """
@@ -53,7 +53,7 @@ def batch_count(n_items: int, batch_size: int) -> int:
 class TensorData:
     """Features ``X`` (float) and integer labels ``y`` of equal length.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> d = as_data((np.zeros((4, 3)), np.array([0, 1, 0, 1])))
         >>> len(d), tuple(d.X.shape), d.y.dtype
@@ -131,7 +131,7 @@ class TensorData:
         For loops that need the positions too (per-item statistics, cached
         per-item targets); :meth:`batches` with ``shuffle=True`` draws the same order.
 
-        Example:
+        Examples:
             >>> d = TensorData(torch.zeros(5, 2), torch.zeros(5, dtype=torch.long))
             >>> [len(i) for i in d.shuffled_batches(2)]
             [2, 2, 1]
@@ -266,7 +266,7 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
         InvalidDataError: lengths differ, features hold NaN/inf, labels are not
             non-negative integers.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> as_data((np.ones((2, 3)), [1, 0]), "forget_set").y.tolist()
         [1, 0]
@@ -320,7 +320,7 @@ def count_items(obj: Any, name: str = "data") -> int:
     ``(X, y)`` pairs, sized datasets and loaders with a sized sampler are
     counted without touching their values; other forms are converted and counted.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> count_items((np.zeros((4, 2)), np.zeros(4)), "train_set")
         4

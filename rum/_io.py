@@ -64,7 +64,7 @@ def load_data(path: str | Path, name: str = "data", *, x_key: str = "X", y_key: 
     Raises:
         InvalidFileError: the file is missing, unreadable or lacks the arrays.
 
-    Example:
+    Examples:
         >>> import numpy as np, tempfile, os
         >>> path = os.path.join(tempfile.mkdtemp(), "forget.npz")
         >>> np.savez(path, X=np.zeros((3, 2)), y=np.array([0, 1, 1]))
@@ -196,7 +196,7 @@ def resolve_factory(spec: str, argument: str = "--arch") -> Any:
 
     The current directory is searched first, as ``python -m`` does.
 
-    Example:
+    Examples:
         >>> resolve_factory("rum.demo:make_mlp").__name__
         'make_mlp'
     """
@@ -280,7 +280,7 @@ def load_model(
         InvalidFileError: with the missing, unexpected and mis-shaped keys when
             the weights do not match the architecture.
 
-    Example:
+    Examples:
         >>> import torch, tempfile, os
         >>> from rum.demo import make_mlp
         >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")

@@ -52,7 +52,7 @@ class StepResult:
             of its fallbacks then ran without it.
         message: details for a status other than ``"ok"``.
 
-    Example:
+    Examples:
         >>> s = StepResult(step=0, group=-1, unlearner="finetune", n_items=12, seconds=0.5)
         >>> StepResult.from_dict(s.to_dict()) == s
         True

@@ -241,7 +241,7 @@ def render_report(
 ) -> str:
     """The HTML of :func:`report` as a string (see there for the arguments).
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.reporting import render_report
         >>> plan = rum.Plan((rum.Step(0, [0, 1], "noop"),), n_forget=2)
@@ -428,7 +428,7 @@ def report(
     Returns:
         Path: the file written.
 
-    Example:
+    Examples:
         >>> import rum  # doctest: +SKIP
         >>> result = rum.unlearn(model, forget, retain)  # doctest: +SKIP
         >>> rum.report(result, "report.html")  # doctest: +SKIP

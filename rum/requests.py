@@ -1,6 +1,6 @@
 """Correction requests for :func:`rum.correct`: pairs ``(z, z~)``, deletions have no ``z~``.
 
-Example:
+Examples:
     >>> import numpy as np, rum
     >>> X, y = np.eye(3, dtype=np.float32), np.array([0, 1, 1])
     >>> rum.requests.relabel((X, y), [2], [0])

@@ -21,10 +21,8 @@ GUARD_ITEMS = 1024
 #: A drop smaller than this many standard errors of the slice's accuracies never trips the guard.
 GUARD_Z = 3.0
 #: A tripped step that has lost at least this fraction of the skill is stopped at
-#: the end of that epoch; one that lost less gets one more epoch to recover.
-#: Measured in the RUM suite: SCRUB on the mnist1d CNN is at chance after its
-#: first epoch on every seed and never recovers, and the few tabular steps that
-#: climbed back from this far left a worse model than undoing them.
+#: the end of that epoch; one that lost less gets one more epoch to recover (steps
+#: that fell this far never recovered usefully in the RUM suite: benchmarks/NOTES.md).
 GUARD_NO_RECOVERY = 0.9
 GUARD_CONSTRAINT = [Interval(float, 0, 1, closed="right"), NONE]
 

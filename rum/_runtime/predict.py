@@ -73,7 +73,7 @@ def skill_lost(before: float, after: float, floor: float) -> float:
     the floor; negative values mean it improved. When ``before`` is not above
     ``floor`` there is no skill to lose and the result is 0.
 
-    Example:
+    Examples:
         >>> skill_lost(0.9, 0.5, 0.1)
         0.5
         >>> round(skill_lost(0.9, 0.95, 0.1), 4)

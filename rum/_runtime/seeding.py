@@ -26,7 +26,7 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[torch.Gene
 def step_seeds(seed: int, n: int) -> list[int]:
     """Independent per-step seeds derived from a run's seed (the step at position ``i`` gets the ``i``-th).
 
-    Example:
+    Examples:
         >>> a = step_seeds(0, 3)
         >>> len(set(a)), a[:2] == step_seeds(0, 2)
         (3, True)

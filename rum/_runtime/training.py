@@ -92,7 +92,7 @@ def fit(
         callbacks: functions ``cb(epoch, indices, logits, targets)`` called on every
             batch before the optimiser step; ``indices`` are positions in ``train_set``.
 
-    Example:
+    Examples:
         >>> import torch, numpy as np, rum
         >>> X = np.random.default_rng(0).normal(size=(40, 2)).astype("float32")
         >>> y = (X[:, 0] > 0).astype(int)

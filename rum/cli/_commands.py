@@ -24,7 +24,7 @@ def parse_options(pairs: list[str] | None, where: str = "-o") -> dict[str, Any]:
     Values are read as JSON when they parse (numbers, ``true``/``false``/``null``,
     lists, objects) and kept as strings otherwise.
 
-    Example:
+    Examples:
         >>> parse_options(["epochs=3", "lr=1e-3", "optimizer=sgd", "unlearners={\\"0\\": \\"noop\\"}"])
         {'epochs': 3, 'lr': 0.001, 'optimizer': 'sgd', 'unlearners': {'0': 'noop'}}
     """

@@ -195,7 +195,7 @@ def execute(
     stopped early, and ``retrain`` is never checked. ``device``,
     ``random_state`` and ``progress`` are as in :func:`rum.unlearn`.
 
-    Example:
+    Examples:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
     """
     validate_params(

@@ -142,7 +142,7 @@ def cache_hessian(
         corrections) the cache still serves verified corrections as an
         approximate Hessian and preconditioner, but not ``verify=False``.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from sklearn.linear_model import LogisticRegression
         >>> X = np.random.default_rng(0).normal(size=(300, 4)); y = (X[:, 0] > 0).astype(int)
@@ -150,7 +150,7 @@ def cache_hessian(
         >>> cache = rum.influence.cache_hessian(clf, (X, y))
         >>> res = rum.correct(clf, rum.requests.delete((X, y), [0, 1, 2]), train_set=(X, y),
         ...                   hessian_cache=cache)
-        >>> res.metrics["residual_norm"] < 1e-6
+        >>> res.residual < 1e-6
         True
     """
     from rum.influence import sklearn as skl

@@ -117,7 +117,7 @@ class Certificate:
 def certificate_constant(delta: float) -> float:
     """``c = sqrt(2 ln(1.5 / delta))`` of the Gaussian mechanism in Guo et al.
 
-    Example:
+    Examples:
         >>> round(certificate_constant(0.01), 4)
         3.1656
     """
@@ -129,7 +129,7 @@ def certificate_constant(delta: float) -> float:
 def noise_scale(epsilon: float, delta: float, residual_bound: float) -> float:
     """Training noise ``sigma = c * residual_bound / epsilon`` for an (epsilon, delta) certificate.
 
-    Example:
+    Examples:
         >>> round(noise_scale(0.1, 0.01, 0.23), 3)
         7.281
     """
@@ -143,7 +143,7 @@ def noise_scale(epsilon: float, delta: float, residual_bound: float) -> float:
 def epsilon_spent(sigma: float, delta: float, residual_bound: float) -> float:
     """The epsilon a residual bound costs at training noise ``sigma``: ``c * bound / sigma``.
 
-    Example:
+    Examples:
         >>> round(epsilon_spent(7.281, 0.01, 0.23), 3)
         0.1
     """
@@ -243,7 +243,7 @@ def fit_certified(
         tol: its gradient-norm tolerance.
         max_iter: its iteration cap.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from rum.influence import BinaryLogit
         >>> X, y = torch.randn(40, 3), torch.randint(0, 2, (40,))

@@ -53,7 +53,7 @@ def fit_convex(
     Returns:
         A trained copy in float64 (cast it back with ``.float()`` if needed).
 
-    Example:
+    Examples:
         >>> import torch
         >>> X, y = torch.randn(50, 3), torch.randint(0, 2, (50,))
         >>> m = fit_convex(torch.nn.Linear(3, 2), (X, y), weight_decay=0.1)

@@ -37,7 +37,7 @@ def split_frozen_prefix(model: nn.Module, names: Sequence[str]) -> int | None:
         holding a changing parameter, when ``j > 0`` and no parameter is shared
         between ``model[:j]`` and ``model[j:]``; ``None`` otherwise.
 
-    Example:
+    Examples:
         >>> m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
         >>> split_frozen_prefix(m, ["2.weight", "2.bias"]), split_frozen_prefix(m, ["0.weight"])
         (2, None)
@@ -85,7 +85,7 @@ def tail_view(
     when the features would take more than :data:`MAX_FEATURE_BYTES`.
     The model must be in eval mode.
 
-    Example:
+    Examples:
         >>> m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
         >>> d = TensorData(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
         >>> tail, (f,) = tail_view(m, ["2.weight", "2.bias"], [d], 64)

@@ -38,7 +38,7 @@ def select_parameters(model: torch.nn.Module, parameters: Any = None) -> list[st
             ``k`` for those of the last ``k`` modules that own parameters (the
             "last layers"); or a list of parameter names.
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
         >>> select_parameters(m, 1)
@@ -159,7 +159,7 @@ def batch_loss_fn(
 def hvp(f: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The Hessian of ``f`` at ``theta`` times ``v`` (forward-over-reverse).
 
-    Example:
+    Examples:
         >>> import torch
         >>> A = torch.tensor([[2., 1.], [1., 3.]])
         >>> hvp(lambda t: 0.5 * t @ A @ t, torch.zeros(2), torch.tensor([1., 0.])).tolist()

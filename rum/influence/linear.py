@@ -18,7 +18,7 @@ class BinaryLogit(nn.Module):
     model has exactly the parameters of scikit-learn's binary
     ``LogisticRegression`` while fitting rum's ``(batch, n_classes)`` convention.
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = BinaryLogit(3)
         >>> m(torch.zeros(2, 3)).shape
@@ -39,7 +39,7 @@ def is_linear_model(model: nn.Module) -> bool:
 
     Cross-entropy plus an L2 penalty is then strictly convex in the parameters.
 
-    Example:
+    Examples:
         >>> import torch
         >>> is_linear_model(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)))
         True

@@ -55,7 +55,7 @@ class Objective:
         batch_size: items per forward pass.
         n: the normaliser (default: the signed item count of the terms).
 
-    Example:
+    Examples:
         >>> import torch
         >>> from rum._data import TensorData
         >>> from rum.influence.hvp import ParamSpace

@@ -40,7 +40,7 @@ class Request:
         indices: positions of the items in the training set the request was
             built from (``None`` when unknown; :func:`rum.correct` does not need them).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> X, y = np.eye(4, dtype=np.float32), np.array([0, 1, 0, 1])
         >>> r = relabel((X, y), [1, 3], [0, 0]) + delete((X, y), [0])
@@ -116,7 +116,7 @@ class Request:
     def from_pairs(cls, before: Any, after: Any = None) -> Request:
         """A request from aligned data: ``after=None`` deletes every item of ``before``.
 
-        Example:
+        Examples:
             >>> import numpy as np
             >>> Request.from_pairs((np.ones((2, 3)), [0, 1])).n_deleted
             2
@@ -172,7 +172,7 @@ def replace_features(
     Returns:
         Request: only the rows whose features actually change.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> X = np.array([[1., 2.], [0., 3.], [4., 5.]])
         >>> r = replace_features((X, [0, 1, 0]), columns=[0])
@@ -221,7 +221,7 @@ def replace_features(
 def relabel(data: Any, indices: Any, labels: Any) -> Request:
     """Give the items at ``indices`` the new ``labels`` (for example their clean labels).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> r = relabel((np.zeros((3, 2)), [0, 1, 1]), [2], [0])
         >>> r.before.y.tolist(), r.after.y.tolist()
@@ -247,7 +247,7 @@ def relabel(data: Any, indices: Any, labels: Any) -> Request:
 def delete(data: Any, indices: Any) -> Request:
     """Remove the items at ``indices`` from the training set.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> delete((np.zeros((3, 2)), [0, 1, 1]), [0, 2]).n_deleted
         2

@@ -46,7 +46,7 @@ class CorrectionResult:
         seconds: the correction's wall-clock time.
         seed, device: the seed it used and where it ran.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from sklearn.linear_model import LogisticRegression
         >>> X = np.random.default_rng(0).normal(size=(200, 3)); y = (X[:, 0] > 0).astype(int)

@@ -53,7 +53,7 @@ class InfluenceSettings:
         batch_size: items per forward pass (and LiSSA's mini-batch); default
             512, or 8,192 when the updated part is linear.
 
-    Example:
+    Examples:
         >>> from rum.influence import InfluenceSettings
         >>> s = InfluenceSettings(solver="cg", damping=0.01)
         >>> s
@@ -115,7 +115,7 @@ class InfluenceSettings:
         of deep models (the features of a memorising network often separate
         the training set, where the undamped optimum runs off to infinity).
 
-        Example:
+        Examples:
             >>> InfluenceSettings().resolve(convex=True, n_params=10).solver
             'exact'
             >>> InfluenceSettings().resolve(convex=False, n_params=10).max_steps

@@ -81,7 +81,7 @@ def _check_estimator(est: Any) -> None:
 def estimator_to_torch(est: Any) -> tuple[nn.Module, list[str]]:
     """A float64 torch model with the estimator's coefficients, and the names of the penalised parameters.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from sklearn.linear_model import LogisticRegression
         >>> X = np.random.default_rng(0).normal(size=(30, 2)); y = (X[:, 0] > 0).astype(int)
@@ -139,7 +139,7 @@ def fit_certified_logistic_regression(X: Any, y: Any, *, C: float = 1.0, sigma: 
     fit_intercept=False)`` carrying ``rum_perturbation_``. It predicts like any
     fitted estimator, and :func:`rum.correct` certifies corrections of it.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)
         >>> clf = fit_certified_logistic_regression(X, y, C=1.0, sigma=0.5, random_state=0)

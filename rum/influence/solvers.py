@@ -61,7 +61,7 @@ def solve_dense(H: torch.Tensor, v: torch.Tensor, damping: float = 0.0) -> tuple
     eigen-decomposition whose (near-)zero eigenvalues are dropped, which keeps
     ``x`` in the range of the matrix (e.g. the softmax intercept direction).
 
-    Example:
+    Examples:
         >>> import torch
         >>> x, info = solve_dense(torch.tensor([[2., 0.], [0., 4.]]), torch.tensor([2., 2.]))
         >>> x.tolist(), info.solver
@@ -105,7 +105,7 @@ def solve_cg(
     products, or when a search direction has non-positive curvature (then the
     iterate reached so far is returned and ``negative_curvature`` is set).
 
-    Example:
+    Examples:
         >>> import torch
         >>> A = torch.tensor([[4., 1.], [1., 3.]])
         >>> x, info = solve_cg(lambda u: A @ u, torch.tensor([1., 2.]))
@@ -173,7 +173,7 @@ def solve_lissa(
     falls below ``tol``. A run whose iterate grows past ``1e6`` times its
     start, or turns NaN, is reported as diverged and contributes nothing.
 
-    Example:
+    Examples:
         >>> import torch
         >>> A = torch.tensor([[4., 1.], [1., 3.]])
         >>> x, info = solve_lissa(lambda u: A @ u, torch.tensor([1., 2.]), scale=6.0, depth=500)
@@ -215,7 +215,7 @@ def top_eigenvalue(
 ) -> float:
     """Largest absolute eigenvalue of a symmetric operator, by power iteration.
 
-    Example:
+    Examples:
         >>> import torch
         >>> round(top_eigenvalue(lambda u: torch.diag(torch.tensor([1., 5.])) @ u, 2), 3)
         5.0

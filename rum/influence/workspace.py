@@ -74,7 +74,7 @@ def build_workspace(
 ) -> Workspace:
     """Prepare ``model`` (a copy by default) and ``datasets`` for a correction.
 
-    Example:
+    Examples:
         >>> m = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
         >>> d = TensorData(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))
         >>> ws = build_workspace(m, 1, [d], "cpu")

@@ -143,7 +143,7 @@ def evaluate(
         name: a label for the printed table.
         random_state: seed for the attack's subsampling.
 
-    Example:
+    Examples:
         >>> import rum
         >>> report = rum.evaluate(model, forget_set=f, retain_set=r, test_set=t)  # doctest: +SKIP
         >>> print(report)  # doctest: +SKIP

@@ -28,7 +28,7 @@ __all__ = [
 def accuracy_gap(a: float, b: float) -> float:
     """``|a - b|`` for two accuracies given as fractions in [0, 1].
 
-    Example:
+    Examples:
         >>> round(accuracy_gap(0.9, 0.75), 6)
         0.15
     """
@@ -45,7 +45,7 @@ def tow(
     retrained one everywhere; it rewards matching the oracle, not driving
     forget accuracy to zero.
 
-    Example:
+    Examples:
         >>> round(tow((0.8, 0.7), (1.0, 1.0), (0.9, 0.95)), 6)
         0.855
     """
@@ -60,7 +60,7 @@ def tow_mia(
     ``mia`` is ``(MIA of the unlearned model, MIA of the retrained model)`` on
     the forget set, each the fraction of forget items judged non-members.
 
-    Example:
+    Examples:
         >>> round(tow_mia((0.3, 0.5), (1.0, 1.0), (0.9, 0.9)), 6)
         0.8
     """

@@ -26,7 +26,7 @@ def mia_score(
     near the retrained model's means the forget items look as unseen as they
     would after retraining.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> rng = np.random.default_rng(0)
         >>> members = rng.uniform(0.9, 1.0, 200)

@@ -12,51 +12,18 @@ from rum._validation import Interval, Options, check_random_state, validate_para
 from rum.exceptions import InvalidParameterError
 from rum.planner._plan import RETAIN_POLICIES, Plan, Step
 from rum.planner._search import SearchReport, Trial
-from rum.planner.auto import Auto
+from rum.planner.auto import Auto  # noqa: F401 - registers the auto policy
 from rum.planner.policies import (
-    DEFAULT_UNLEARNER,
-    RUM,
-    RUM_MAPPING,
-    Mapping,
     PlanningContext,
     Policy,
     SearchOutcome,
     SearchPolicy,
-    Shuffle,
-    Uniform,
-    Vanilla,
-    get_policy,
-    list_policies,
     make_policy,
-    register_policy,
 )
 from rum.profiler._profile import Profile
 
-__all__ = [
-    "plan",
-    "search",
-    "Plan",
-    "Step",
-    "SearchReport",
-    "Trial",
-    "Policy",
-    "SearchPolicy",
-    "PlanningContext",
-    "SearchOutcome",
-    "RUM",
-    "Uniform",
-    "Vanilla",
-    "Shuffle",
-    "Mapping",
-    "Auto",
-    "register_policy",
-    "get_policy",
-    "list_policies",
-    "make_policy",
-    "DEFAULT_UNLEARNER",
-    "RUM_MAPPING",
-    "RETAIN_POLICIES",
-]
+# The policies themselves are public in rum.policies.
+__all__ = ["plan", "Plan", "Step", "SearchReport", "Trial", "RETAIN_POLICIES"]
 
 
 def check_retain_policy(policy: Policy, retain_policy: str) -> None:
@@ -104,9 +71,12 @@ def plan(
             own), or a registered name as a shorthand for that policy with its
             defaults: ``"rum"`` (default), ``"uniform"``, ``"vanilla"``,
             ``"shuffle"``, ``"auto"``.
-        model, forget_set, retain_set: the trained model and its data. A
-            search policy (``Auto``) tries unlearners on them, so it needs all
-            three; for any policy ``retain_set`` sets ``n_retain`` when that is 0.
+        model: the trained model. A search policy (``Auto``) tries unlearners
+            on it and on the data, so it needs ``model``, ``forget_set`` and
+            ``retain_set``.
+        forget_set: the forget data, in the profile's order (for a search policy).
+        retain_set: the retain data; for any policy it sets ``n_retain`` when
+            that is 0.
         retain_policy: ``"strict"`` (every step's retain data excludes the whole
             forget set) or ``"progressive"`` (groups not yet processed stay in
             the retain data of earlier steps).
@@ -121,7 +91,7 @@ def plan(
         progress: show a search policy's progress bar; ``None`` shows it only on
             a terminal.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import Uniform
         >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))

@@ -180,7 +180,7 @@ class Plan:
             tried (:class:`~rum.planner.SearchReport`; ``print(plan.search)``);
             otherwise ``None``. Saved with the plan; plans compare equal without it.
 
-    Example:
+    Examples:
         >>> plan = Plan((Step(0, [0, 1], "finetune", {"epochs": 3}),), policy="manual", n_forget=2)
         >>> plan.steps[0].unlearner, Plan.from_dict(plan.to_dict()) == plan
         ('finetune', True)

@@ -81,7 +81,7 @@ class SearchReport:
             stopped a trial before its length or patience did, or left a
             candidate untried. A reference it stopped has ``"cut": True``.
 
-    Example:
+    Examples:
         >>> import rum
         >>> from rum.demo import digits_scenario
         >>> s = digits_scenario(seed=0)

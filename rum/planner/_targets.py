@@ -91,7 +91,7 @@ def _holdout_size(n_retain: int, holdout: float = 0.1) -> int:
 def holdout_indices(n_retain: int, seed: int, holdout: float = 0.1) -> np.ndarray:
     """The retain items auto holds out (sorted): ``holdout`` of them, 1 to 500, drawn with ``seed``.
 
-    Example:
+    Examples:
         >>> len(holdout_indices(1000, seed=0)), len(holdout_indices(100_000, seed=0))
         (100, 500)
     """
@@ -103,7 +103,7 @@ def reference_batch_size(n_train: int, batch_size: int = 64) -> int:
     """The default reference's batch on ``n_train`` items: ``batch_size``, or smaller (not below 8)
     so that an epoch takes at least :data:`AUTO_TARGET_MIN_STEPS` optimizer steps.
 
-    Example:
+    Examples:
         >>> reference_batch_size(323), reference_batch_size(1019), reference_batch_size(50)
         (32, 64, 8)
     """
@@ -204,7 +204,7 @@ def calibration_error(correct, targets, groups) -> float:
     ToW compares set accuracies; matching item by item would pull a group of
     targets 0.6 to accuracy 1.0 instead of 0.6.
 
-    Example:
+    Examples:
         >>> calibration_error([1, 1, 0, 0, 1], [0.6, 0.6, 0.6, 0.6, 0.6], [0, 0, 0, 0, 0])
         0.0
         >>> round(calibration_error([1, 1, 0, 0], [0.5, 0.5, 1.0, 1.0], [0, 0, 1, 1]), 3)
@@ -221,7 +221,7 @@ def target_accuracy(targets, groups) -> float:
     """The forget accuracy the targets ask for: each group's mean target (capped at 1),
     weighted by group size; what :func:`calibration_error` compares accuracies with.
 
-    Example:
+    Examples:
         >>> target_accuracy([1.5, 1.5, 0.0, 0.5], [0, 0, 1, 1])
         0.625
     """
@@ -246,7 +246,7 @@ def parse_target(
     ``"neighbors"`` when ``retrain`` cannot re-initialise it (modules without
     ``reset_parameters``).
 
-    Example:
+    Examples:
         >>> from rum.planner._targets import parse_target
         >>> parse_target(("retrain", {"epochs": 3}))
         Retrain(epochs=3)

@@ -44,7 +44,6 @@ from rum._data import TensorData
 from rum._runner import StepResult
 from rum._runtime.guard import guard_slice
 from rum._runtime.predict import accuracy_on, predict_logits
-from rum._runtime.seeding import step_seeds
 from rum._validation import NONE, Interval, validate_params
 from rum.exceptions import InvalidParameterError
 from rum.planner._plan import Plan, Step
@@ -106,7 +105,7 @@ def stage_deadline(now: float, end: float | None, stages_left: int) -> float | N
     A stage that finishes early leaves its unused time to the stages after it, so the
     last stage (the repair) gets whatever is left. ``end`` ``None`` means no budget.
 
-    Example:
+    Examples:
         >>> stage_deadline(10.0, 18.0, 4), stage_deadline(10.0, 18.0, 1)
         (12.0, 18.0)
         >>> stage_deadline(20.0, 18.0, 2), stage_deadline(0.0, None, 3) is None
@@ -154,7 +153,7 @@ class Auto(SearchPolicy):
     The search runs under the call's ``retain_guard``; give :func:`rum.execute`
     the same value (and seed) and it replays the plan to the searched model.
 
-    Example:
+    Examples:
         >>> from rum.policies import Auto
         >>> Auto(candidates=["random-label", ("scrub", {"epochs": 3})], budget=30)
         Auto(candidates=['random-label', ('scrub', {'epochs': 3})], budget=30)
@@ -351,7 +350,6 @@ class _Search:
         guard = ctx.guard(model)
         scorer = _Scorer(model, forget, targets, profile.groups,
                          guard_slice(retain, seed) if guard.data is None else guard.data)
-        seeds = step_seeds(seed, len(groups) + 1)
         steps: list[Step] = []
         results: list[StepResult] = []
         trials: list[Trial] = []
@@ -385,7 +383,7 @@ class _Search:
                 u = spec.clone()
                 bar.trial("repair" if group == -1 else f"group {group}", type(u).name or type(u).__name__)
                 t = time.perf_counter()
-                rec = _trial(ctx, u, model, forget_i, seeds[len(steps)],
+                rec = _trial(ctx, u, model, forget_i, ctx.step_seed(len(steps)),
                              lambda m, retain_acc: scorer(m, done_now, retain_acc), guard, deadline,
                              bar.epoch)
                 if rec["cut"]:

@@ -32,6 +32,7 @@ from rum._data import Prepared, TensorData, model_dtype
 from rum._registry import Registry
 from rum._runner import EpochHook, StepResult, StepRun, run_step
 from rum._runtime.guard import RetainGuard
+from rum._runtime.seeding import step_seeds
 from rum._validation import check_options
 from rum.exceptions import InvalidParameterError, UnknownNameError
 from rum.planner._plan import Plan, Step
@@ -145,8 +146,9 @@ class PlanningContext:
         forget: the forget data, in the profile's order, on ``device`` in the model's dtype.
         retain: the retain data likewise, or ``None``.
         device: where the search runs.
-        seed: the call's seed; derive per-step seeds with
-            :func:`rum._runtime.seeding.step_seeds` so the plan replays exactly.
+        seed: the call's seed. Run the trial of the plan's ``i``-th step with
+            :meth:`step_seed` ``(i)``, the seed the executor gives that step, so
+            the plan replays exactly.
         n_classes: the number of classes the model predicts.
         retain_guard: the executor's retain guard (``None``: off). Trials run
             under it (:meth:`guard`), so a search never keeps a step that
@@ -174,6 +176,10 @@ class PlanningContext:
                    retain=None if prep.retain is None else prep.retain.to(prep.device, dtype),
                    device=prep.device, seed=prep.seed, n_classes=prep.n_classes,
                    retain_guard=retain_guard, progress=progress)
+
+    def step_seed(self, position: int) -> int:
+        """The seed :func:`rum.execute` gives the plan's step at ``position`` (0 first)."""
+        return step_seeds(self.seed, position + 1)[position]
 
     def guard(self, model: torch.nn.Module) -> RetainGuard:
         """The retain guard the executor would apply to ``model`` (measured now, as the reference)."""
@@ -212,7 +218,7 @@ class Policy(ABC):
     A subclass takes its choices as keyword arguments of ``__init__`` (checked
     there, stored under the same names) and implements :meth:`steps`.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import Policy, register_policy
         >>> @register_policy("hardest-only", force=True)
@@ -288,7 +294,7 @@ def _same(a: Any, b: Any) -> bool:
 def register_policy(name: str, *, force: bool = False):
     """Class decorator registering a :class:`Policy` subclass under ``name``.
 
-    Example:
+    Examples:
         >>> from rum.policies import Policy, register_policy, list_policies
         >>> @register_policy("nothing", force=True)
         ... class Nothing(Policy):
@@ -318,7 +324,7 @@ def get_policy(name: str) -> type:
 def list_policies() -> list[str]:
     """Names of the registered policies.
 
-    Example:
+    Examples:
         >>> from rum.policies import list_policies
         >>> [p for p in list_policies() if p in ("auto", "rum", "uniform")]
         ['auto', 'rum', 'uniform']
@@ -329,7 +335,7 @@ def list_policies() -> list[str]:
 def make_policy(spec: Any, params: cabc.Mapping[str, Any] | None = None, argument: str = "policy") -> Policy:
     """A policy from an instance, a class or a registered name (``params`` go to its ``__init__``).
 
-    Example:
+    Examples:
         >>> from rum.policies import make_policy
         >>> make_policy("uniform", {"unlearner": "neggrad+"})
         Uniform(unlearner='neggrad+')
@@ -379,7 +385,7 @@ class _OneUnlearner(Policy):
 class Vanilla(_OneUnlearner):
     """One step over the whole forget set, ignoring the groups.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import Vanilla
         >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
@@ -395,7 +401,7 @@ class Vanilla(_OneUnlearner):
 class Uniform(_OneUnlearner):
     """The same unlearner on each group in turn, easiest first (RUM^F).
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import Uniform
         >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))
@@ -456,7 +462,7 @@ class RUM(Policy):
             fallbacks in order of preference. Groups whose unlearner is ``noop`` get
             no step.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import RUM
         >>> p = rum.Profile.from_groups(np.array([.1, .5, .9]), np.zeros(3), np.array([0, 1, 2]))
@@ -503,7 +509,7 @@ class RUM(Policy):
 class Mapping(Policy):
     """Exactly the given ``{group: unlearner}``; groups not named get no step.
 
-    Example:
+    Examples:
         >>> import numpy as np, rum
         >>> from rum.policies import Mapping
         >>> p = rum.Profile.from_groups(np.array([.1, .9]), np.zeros(2), np.array([0, 1]))

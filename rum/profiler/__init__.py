@@ -118,7 +118,7 @@ def check_profile_options(
     """Check the profiler's options without any data: every error that the options alone
     decide is raised here, before profiling starts (the forget set's size is checked later).
 
-    Example:
+    Examples:
         >>> check_profile_options(grouping=("quantile", {"byy": "entanglement"}))
         Traceback (most recent call last):
         ...
@@ -283,7 +283,7 @@ def profile(
         Profile: per-item scores and groups (group 0 easiest), with per-group
         sizes, mean scores and ES against the retain set.
 
-    Example:
+    Examples:
         >>> import rum
         >>> p = rum.profile(model, forget_set, retain_set)  # doctest: +SKIP
         >>> print(p)  # doctest: +SKIP

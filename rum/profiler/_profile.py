@@ -61,7 +61,7 @@ class Profile:
             and the grouping strategy used.
         seed: the seed the profile was computed with.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> p = Profile.single_group(np.array([0.1, 0.9]))
         >>> p.n_groups, p.indices(0).tolist()

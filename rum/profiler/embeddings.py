@@ -52,7 +52,7 @@ def find_embedding_layer(model: nn.Module, layer: Any = "auto") -> tuple[str, nn
         EmbeddingLayerError: no ``nn.Linear`` exists (for ``"auto"``), or the
             named module is not part of ``model``; the message lists candidates.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
         >>> find_embedding_layer(net)[0], find_embedding_layer(net)[2]
         ('2', 'input')
@@ -99,7 +99,7 @@ class EmbeddingCapture:
     stores the batch's embedding in :attr:`last`. On exit the hook is removed
     and the previous train/eval mode restored, whatever happened inside.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
         >>> with EmbeddingCapture(net) as cap:
         ...     emb, logits = cap(torch.zeros(5, 4))

@@ -73,7 +73,7 @@ class MomentAccumulator:
     :attr:`mean` equals the mean of all rows and :attr:`ssd` the sum over
     rows of ``||x - mean||^2``, up to float64 rounding.
 
-    Example:
+    Examples:
         >>> acc = MomentAccumulator()
         >>> acc.update(np.array([[0.0, 0.0], [2.0, 0.0]])).update(np.array([[4.0, 0.0]]))
         MomentAccumulator(n=3, dim=2)
@@ -138,7 +138,7 @@ class MomentAccumulator:
 class ClassCentroids:
     """Streaming per-class sums and counts, giving exact class centroids.
 
-    Example:
+    Examples:
         >>> cc = ClassCentroids().update(np.array([[0.0], [2.0], [5.0]]), np.array([0, 0, 1]))
         >>> cc.centroids()[0].ravel().tolist(), cc.counts.tolist()
         ([1.0, 5.0], [2, 1])
@@ -193,7 +193,7 @@ def entanglement_score(emb_retain: Any, emb_forget: Any, centroid: str = "midpoi
         ES (higher = more entangled); ``inf`` when the two means coincide,
         NaN when either set is empty.
 
-    Example:
+    Examples:
         >>> r = np.array([[0.0, 0.0], [2.0, 0.0]])
         >>> s = np.array([[0.0, 4.0], [2.0, 4.0]])
         >>> entanglement_score(r, s)   # (1 + 1) / (16 / 4)
@@ -229,7 +229,7 @@ def class_margin(
 
     NaN where the item's own class has no centroid, or no other class has one.
 
-    Example:
+    Examples:
         >>> cent = np.array([[0.0], [4.0]])
         >>> class_margin(np.array([[1.0], [3.0]]), np.array([0, 0]), cent).tolist()
         [0.25, 0.75]
@@ -257,7 +257,7 @@ def class_margin(
 def centroid_distance(emb: Any, retain: MomentAccumulator) -> np.ndarray:
     """Per-item ``-||e - mu_R|| / sqrt(msd_R)`` (closer to the retain centre = larger).
 
-    Example:
+    Examples:
         >>> acc = MomentAccumulator.of(np.array([[-1.0], [1.0]]))
         >>> centroid_distance(np.array([[0.0], [2.0]]), acc).tolist()
         [-0.0, -2.0]
@@ -274,7 +274,7 @@ def mmd(x: Any, y: Any, gamma: float = 1.0, chunk: int = 2048) -> float:
 
     Memory is ``O(chunk^2)``, never ``O(n_x * n_y)``; time is quadratic.
 
-    Example:
+    Examples:
         >>> a = np.zeros((3, 2)); round(mmd(a, a), 6)
         0.0
     """

@@ -54,7 +54,7 @@ def run_seed(seed: int, run: int) -> int:
 def subset_mask(n: int, fraction: float, seed: int, run: int) -> np.ndarray:
     """The boolean training-subset mask of run ``run`` (``round(fraction * n)`` items).
 
-    Example:
+    Examples:
         >>> m = subset_mask(10, 0.7, seed=0, run=3)
         >>> int(m.sum()), bool((m == subset_mask(10, 0.7, 0, 3)).all())
         (7, True)
@@ -72,7 +72,7 @@ def fz_estimate(masks: Any, correct: Any) -> tuple[np.ndarray, ...]:
     Returns ``(mem, p_in, p_out, n_in, n_out)``; ``mem`` is NaN for items that
     were never in, or never out of, a training subset.
 
-    Example:
+    Examples:
         >>> masks = np.array([[1, 0], [0, 1], [1, 1]], bool)
         >>> correct = np.array([[1, 0], [0, 1], [1, 1]], bool)
         >>> fz_estimate(masks, correct)[0].tolist()
@@ -149,7 +149,7 @@ class FZResult:
 class SklearnTrainer:
     """``train_fn`` for a scikit-learn classifier: clone, set ``random_state``, fit.
 
-    Example:
+    Examples:
         >>> from sklearn.linear_model import LogisticRegression
         >>> fn = SklearnTrainer(LogisticRegression())
         >>> fn(np.array([[0.0], [1.0]]), np.array([0, 1]), 0).predict([[0.9]]).tolist()
@@ -303,7 +303,7 @@ def feldman_zhang(
     Returns:
         FZResult: per-item memorization, in training-set order.
 
-    Example:
+    Examples:
         >>> from sklearn.neighbors import KNeighborsClassifier
         >>> X = np.array([[0.0], [0.1], [0.2], [5.0], [5.1], [0.15]])
         >>> y = np.array([0, 0, 0, 1, 1, 1])   # the last item is mislabeled

@@ -12,7 +12,7 @@ Built-in strategies:
   those of a deterministic 1-D k-means (Lloyd's algorithm from centres evenly
   spaced over the score range) on the memorization scores, not equal-size
   thirds: memorized items are usually a minority, and equal thirds would mix
-  them with ordinary items (see ``docs/benchmarks.md``). It can return fewer
+  them with ordinary items (see ``benchmarks/NOTES.md``). It can return fewer
   than ``n_groups`` groups when the scores have fewer distinct values.
 * ``"quantile"``: ``n_groups`` equal-count groups along one score
   (``by="memorization"`` or ``"entanglement"``); ties broken by forget position.
@@ -61,7 +61,7 @@ def register_grouping(name: str, fn: GroupingFn | None = None, *, force: bool = 
 def list_groupings() -> list[str]:
     """Names of the registered grouping strategies.
 
-    Example:
+    Examples:
         >>> list_groupings()[:2]
         ['graph', 'kmeans']
     """
@@ -80,7 +80,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 def order_groups(labels: Any, key: Any, memorization: Any) -> np.ndarray:
     """Renumber groups ``0..g-1`` by (mean key, mean memorization, first position).
 
-    Example:
+    Examples:
         >>> order_groups([5, 5, 2], [0.9, 0.8, 0.1], [0, 0, 0]).tolist()
         [1, 1, 0]
     """
@@ -111,7 +111,7 @@ def kmeans_1d(x: Any, k: int, max_iter: int = 300) -> np.ndarray:
     the midpoints between sorted centres. Empty clusters are dropped; labels
     are ``0..g-1`` in increasing order of value.
 
-    Example:
+    Examples:
         >>> kmeans_1d([0.0, 0.1, 0.0, 0.9, 1.0, 0.05], 2).tolist()
         [0, 0, 0, 1, 1, 0]
     """
@@ -220,7 +220,7 @@ def resolve_grouping(grouping: Any) -> tuple[Callable, str, dict]:
 
     A ``(name, params)`` pair's params must be keyword arguments of the strategy.
 
-    Example:
+    Examples:
         >>> resolve_grouping(("quantile", {"by": "entanglement"}))[1:]
         ('quantile', {'by': 'entanglement'})
     """
@@ -257,7 +257,7 @@ def make_groups(
         embeddings: forget embeddings, for strategies that use them.
         seed: seed for randomised strategies.
 
-    Example:
+    Examples:
         >>> g, _ = make_groups("quantile", np.array([0.9, 0.1, 0.5]), np.full(3, np.nan), 3)
         >>> g.tolist()
         [2, 0, 1]

@@ -19,7 +19,7 @@ name            score                                                  needs ret
 benchmark it had the best AUC at finding mislabeled items, 0.99, and a
 Spearman correlation with Feldman-Zhang memorization on par with the other
 post-hoc proxies, about 0.59, for about 0.05 training runs; see
-``docs/benchmarks.md``), or to
+``docs/benchmarks/profiler.md``), or to
 :data:`AUTO_FALLBACK` (``"confidence"``) when no retain set is given. Naming a
 scorer that needs the retain set without giving one raises
 :class:`~rum.exceptions.RetainRequiredError`.
@@ -132,7 +132,7 @@ def register_scorer(
         description: one line for :func:`list_scorers`.
         force: replace an existing scorer of that name.
 
-    Example:
+    Examples:
         >>> @register_scorer("loss_x2", force=True)
         ... def loss_x2(inputs):
         ...     return 2 * torch.nn.functional.cross_entropy(
@@ -163,7 +163,7 @@ def get_scorer(name: str) -> Scorer:
 def list_scorers(pattern: str | None = None) -> list[str]:
     """Names of the registered memorization scorers (``fnmatch`` pattern optional).
 
-    Example:
+    Examples:
         >>> "confidence" in list_scorers()
         True
     """
@@ -176,7 +176,7 @@ def check_scores(scores: Any, n: int, what: str = "memorization") -> np.ndarray:
     Raises:
         InvalidScoresError: wrong shape or length, non-numeric, NaN or inf.
 
-    Example:
+    Examples:
         >>> check_scores([0.1, 0.2], 2).tolist()
         [0.1, 0.2]
     """
@@ -218,7 +218,7 @@ def load_scores(path: str | Path, key: str | None = None, indices: Any = None) -
     only array, or one of those two keys. ``indices`` selects items (e.g.
     the forget set's positions in the training set).
 
-    Example:
+    Examples:
         >>> import tempfile, os
         >>> p = os.path.join(tempfile.mkdtemp(), "m.npy"); np.save(p, np.array([0.1, 0.9, 0.4]))
         >>> load_scores(p, indices=[2, 0]).tolist()

@@ -43,7 +43,7 @@ __all__ = [
 def confidence_score(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """``1 - softmax(logits)[y]`` per item (higher = more memorized).
 
-    Example:
+    Examples:
         >>> confidence_score(torch.tensor([[0.0, 0.0]]), torch.tensor([0])).tolist()
         [0.5]
     """
@@ -54,7 +54,7 @@ def confidence_score(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
 def margin_score(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """``max_{k != y} p_k - p_y`` per item, in [-1, 1] (higher = more memorized).
 
-    Example:
+    Examples:
         >>> margin_score(torch.tensor([[2.0, 0.0]]).log(), torch.tensor([1])).round(4).tolist()
         [1.0]
     """
@@ -79,7 +79,7 @@ def input_curvature(
     eval mode for the computation and its mode restored afterwards; its
     parameters receive no gradient. Costs two forward and two backward passes.
 
-    Example:
+    Examples:
         >>> net = torch.nn.Linear(3, 2)
         >>> input_curvature(net, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)).shape
         (4,)
@@ -130,7 +130,7 @@ class StreamingTopK:
     Memory is ``O(n_queries * (k + chunk))``, independent of the number of
     keys. Ties between batches go to the earlier batch; the result is deterministic.
 
-    Example:
+    Examples:
         >>> q = torch.tensor([[1.0, 0.0]])
         >>> knn = StreamingTopK(q, k=1)
         >>> knn.update(torch.tensor([[0.0, 1.0], [1.0, 0.1]]), torch.tensor([3, 7]))
@@ -172,7 +172,7 @@ class StreamingTopK:
 def neighbor_disagreement(neighbor_labels: Any, y: Any) -> np.ndarray:
     """Fraction of each item's neighbours whose label differs from the item's label.
 
-    Example:
+    Examples:
         >>> neighbor_disagreement(np.array([[1, 1, 2, 2]]), np.array([1])).tolist()
         [0.5]
     """
@@ -213,7 +213,7 @@ class MemorizationRecorder:
     consecutive visits) and ``"learned_late"`` (fraction of visits before the
     item was learned for good; 1 if never).
 
-    Example:
+    Examples:
         >>> rec = MemorizationRecorder()
         >>> rec(0, torch.tensor([0, 1]), torch.tensor([[3.0, 0.0], [3.0, 0.0]]), torch.tensor([0, 1]))
         >>> rec.scores("correctness").tolist()

@@ -50,7 +50,7 @@ __all__ = [
 def all_checks() -> list[Callable[[Unlearner], Any]]:
     """Every conformance check, in the order they run.
 
-    Example:
+    Examples:
         >>> from rum.testing import all_checks
         >>> all_checks()[0].__name__
         'check_tags'
@@ -131,7 +131,7 @@ def check_unlearner(
         ConformanceError: an ``AssertionError`` listing every unexpected
             failure, each with how to fix it.
 
-    Example:
+    Examples:
         >>> from rum.testing import check_unlearner
         >>> check_unlearner("noop", checks=["check_params_roundtrip"])
         {'check_params_roundtrip': 'passed'}
@@ -166,7 +166,7 @@ def registered_unlearners(*, builtin_only: bool = True) -> list[Unlearner]:
         builtin_only: keep only classes defined inside the ``rum`` package
             (so test doubles registered by other test modules are left out).
 
-    Example:
+    Examples:
         >>> from rum.testing import registered_unlearners
         >>> "Noop()" in [repr(u) for u in registered_unlearners()]
         True
@@ -195,7 +195,7 @@ def parametrize_with_checks(
     failures (declared by the class or passed here, as a mapping or a function
     of the unlearner) are marked ``xfail`` with their reason.
 
-    Example:
+    Examples:
         >>> from rum.testing import parametrize_with_checks
         >>> @parametrize_with_checks(["noop", "finetune"])  # doctest: +SKIP
         ... def test_conformance(unlearner, check):

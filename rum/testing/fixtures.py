@@ -126,7 +126,7 @@ def _build_one_thread() -> TinyTask:
 def tiny_task() -> TinyTask:
     """The tiny memorised task (built once per process; each call returns a fresh copy).
 
-    Example:
+    Examples:
         >>> from rum.testing import tiny_task
         >>> task = tiny_task()
         >>> len(task.forget[1]), len(task.retain[1]), len(task.test[1])

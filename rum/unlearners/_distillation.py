@@ -26,7 +26,7 @@ def frozen_logits(teacher: torch.nn.Module, X: torch.Tensor, batch_size: int = 1
     ``None`` when they would take more than ``max_bytes`` (default
     :data:`TEACHER_CACHE_BYTES`).
 
-    Example:
+    Examples:
         >>> import torch
         >>> net = torch.nn.Linear(3, 2)
         >>> frozen_logits(net, torch.zeros(5, 3)).shape
@@ -71,7 +71,7 @@ def distillation_kl(
     Summed over classes, averaged over the batch (Hinton et al.'s scaling, so
     gradients keep their size when ``T`` changes).
 
-    Example:
+    Examples:
         >>> import torch
         >>> z = torch.tensor([[1.0, 2.0, 0.5]])
         >>> float(distillation_kl(z, z, 4.0))

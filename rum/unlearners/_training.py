@@ -44,7 +44,7 @@ def retain_sample_size(n_forget: int, retain: TensorData | None, ratio: float) -
 def epoch_retain_size(n_retain: int, cap: int | None) -> int:
     """How many retain items one epoch takes with ``retain_per_epoch=cap``.
 
-    Example:
+    Examples:
         >>> epoch_retain_size(1000, None), epoch_retain_size(1000, 300), epoch_retain_size(200, 300)
         (1000, 300, 200)
     """

@@ -51,7 +51,7 @@ class Unlearner(ABC):
     done for them. Run one with ``rum.unlearn(model, forget_set, retain_set,
     unlearner=...)`` (a registered name, the class or an instance).
 
-    Example:
+    Examples:
         >>> import torch, rum
         >>> from rum.unlearners import Interval
         >>> class ScaleDown(rum.Unlearner):

@@ -48,11 +48,11 @@ class Finetune(Unlearner):
     Defaults follow the fine-tuning baseline of Jia et al. (NeurIPS 2023) as run
     in the RUM paper (SGD, momentum 0.9, lr 0.01, weight decay 5e-4), with 5
     epochs for small models. A larger lr forgets faster on small MLPs but wrecks
-    the 1-D CNN of the benchmark suite (docs/benchmarks.md), so the default stays
+    the 1-D CNN of the benchmark suite (benchmarks/NOTES.md), so the default stays
     conservative; as the ``repair`` step of a RUM plan it follows a step that
     does the forgetting.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("finetune")(epochs=3)
         Finetune(epochs=3)

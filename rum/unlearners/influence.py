@@ -42,7 +42,7 @@ class Influence(Unlearner):
             chosen from the model (an exact solve with 25 Newton steps for linear
             models, one damped conjugate-gradient step otherwise).
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("influence")(parameters=1, settings={"solver": "cg"})
         Influence(parameters=1, settings={'solver': 'cg'})
@@ -87,5 +87,5 @@ class Influence(Unlearner):
     @classmethod
     def _test_params(cls):
         # A last-layer step with light damping: the all-parameter default barely
-        # moves a small memorising network (see docs/benchmarks.md, influence).
+        # moves a small memorising network (docs/benchmarks/influence.md).
         return {"parameters": 1, "settings": {"solver": "cg", "damping": 0.001, "cg_maxiter": 20}}

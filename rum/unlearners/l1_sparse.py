@@ -18,7 +18,7 @@ def l1_weight(alpha: float, epoch: int, epochs: int, no_l1_epochs: int = 0) -> f
     ``E = epochs - no_l1_epochs``; the last ``no_l1_epochs`` epochs run without
     the penalty (coefficient 0).
 
-    Example:
+    Examples:
         >>> [round(l1_weight(1.0, e, 5, 1), 2) for e in range(5)]
         [1.0, 0.75, 0.5, 0.25, 0.0]
     """
@@ -64,7 +64,7 @@ class L1Sparse(Unlearner):
         momentum: SGD momentum in [0, 1). Default 0.9, as in the paper.
         weight_decay: L2 penalty >= 0. Default 5e-4, as in the paper.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("l1-sparse")(alpha=1e-3)
         L1Sparse(alpha=0.001)

@@ -27,7 +27,7 @@ class NegGrad(Unlearner):
     Defaults: a single short pass with SGD (momentum 0.9) and clipping, after
     the "GA" baseline of Thudi et al. and Jia et al. (NeurIPS 2023).
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("neggrad")(lr=0.001)
         NegGrad(lr=0.001)

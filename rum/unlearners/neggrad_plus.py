@@ -43,7 +43,7 @@ class NegGradPlus(Unlearner):
     Defaults follow NegGrad+ of Kurmanji et al. (NeurIPS 2023) as run in the
     RUM paper (SGD, momentum 0.9, retain weight close to 1).
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("neggrad+")(alpha=0.95)
         NegGradPlus(alpha=0.95)

@@ -13,7 +13,7 @@ class Noop(Unlearner):
     The baseline every other unlearner is compared with, and the right choice
     for forget items the model would predict the same way without them.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("noop")()
         Noop()

@@ -31,7 +31,7 @@ class RandomLabel(Unlearner):
     Defaults follow the random-label baseline of Golatkar et al. (CVPR 2020)
     and Fan et al. (ICLR 2024), with wrong labels only, as in the latter.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("random-label")(epochs=2)
         RandomLabel(epochs=2)

@@ -18,7 +18,7 @@ def register_unlearner(name: str, *, force: bool = False):
 
     A name already taken raises unless ``force=True``.
 
-    Example:
+    Examples:
         >>> import rum
         >>> @rum.register_unlearner("do-nothing-twice", force=True)
         ... class DoNothingTwice(rum.Unlearner):
@@ -49,7 +49,7 @@ def get_unlearner(name: str) -> type[Unlearner]:
         UnknownUnlearnerError: the name is unknown; the message lists the
             known names and suggests the closest.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("finetune").__name__
         'Finetune'
@@ -60,7 +60,7 @@ def get_unlearner(name: str) -> type[Unlearner]:
 def list_unlearners(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered unlearners, optionally filtered by a glob ``pattern``.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.list_unlearners("neggrad*")
         ['neggrad', 'neggrad+']

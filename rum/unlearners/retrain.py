@@ -35,7 +35,7 @@ class Retrain(Unlearner):
         init_fn: your own re-initialisation ``init_fn(model)``; replaces
             calling ``reset_parameters`` on every module.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("retrain")(epochs=100)
         Retrain(epochs=100)

@@ -48,7 +48,7 @@ def saliency_mask(
     ``largest=False`` keeps the smallest entries instead (the polarity of the
     SalUn reference code; the paper keeps the largest).
 
-    Example:
+    Examples:
         >>> import torch
         >>> m = saliency_mask({"w": torch.tensor([0.1, -3.0, 2.0, 0.0])}, 0.5)
         >>> m["w"].tolist()
@@ -108,7 +108,7 @@ class SalUn(Unlearner):
         weight_decay: L2 penalty >= 0, applied to salient weights only.
             Default 5e-4, as in the paper.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("salun")(mask_ratio=0.3)
         SalUn(mask_ratio=0.3)

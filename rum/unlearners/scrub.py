@@ -62,7 +62,7 @@ class SCRUB(Unlearner):
         max_grad_norm: clip the gradient norm of max steps to this value
             (> 0), or ``None`` for no clipping. Default 5.0.
 
-    Example:
+    Examples:
         >>> import rum
         >>> rum.get_unlearner("scrub")(msteps=2)
         SCRUB(msteps=2)
