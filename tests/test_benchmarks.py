@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 import rum
 from benchmarks import rum_suite
+
+pytestmark = pytest.mark.slow  # the benchmark harness
 
 
 def test_quick_suite_reports_rum_auto_and_singles_against_retrain():

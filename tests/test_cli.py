@@ -61,6 +61,7 @@ def test_list_filters_by_pattern(capsys):
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == rum.list_unlearners("neggrad*")
 
 
+@pytest.mark.slow  # a whole demo or a real process
 def test_demo_prints_the_evaluation_table(capsys):
     assert main(["demo", "--no-progress", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
@@ -88,6 +89,7 @@ def test_a_bad_device_exits_non_zero_with_a_message(capsys):
     assert "device='tpu9'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole demo or a real process
 def test_module_entry_point_and_help():
     out = subprocess.run([sys.executable, "-m", "rum.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
@@ -370,6 +372,7 @@ def test_argparse_errors_exit_2(capsys):
     assert "required" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole demo or a real process
 def test_a_user_error_prints_no_traceback_in_a_real_process(files):
     out = subprocess.run(
         [sys.executable, "-m", "rum.cli", "run", "--model", str(files / "missing.pt"), "--arch", ARCH,

@@ -74,6 +74,7 @@ def fast_demo(digits, monkeypatch):
     monkeypatch.setattr(rum.demo, "digits_scenario", cached)
 
 
+@pytest.mark.slow  # runs every page's code
 @pytest.mark.parametrize("page", [p for p in PAGES if any(b[3] for b in blocks(p))], ids=_rel)
 def test_page_code_runs(page, fast_demo, tmp_path, monkeypatch):
     from rum.cli import main

@@ -51,6 +51,7 @@ def test_import_scan_sees_optional_dependencies(tmp_path):
     assert missing_imports(script) == ["not_a_real_pkg_xyz"]
 
 
+@pytest.mark.slow  # runs the examples
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
 def test_example_runs(script, tmp_path):
     missing = missing_imports(script)
@@ -75,6 +76,7 @@ def test_example_runs(script, tmp_path):
     assert proc.stdout.strip(), f"{script.name} printed nothing; an example should show its result"
 
 
+@pytest.mark.slow  # runs the examples
 def test_custom_unlearner_example_passes_the_kit():
     from rum.testing import check_unlearner
 

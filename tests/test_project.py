@@ -33,13 +33,16 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_public_surface_is_small_and_documented():
+    """A small rum.__all__, each name with a docstring and an example in it."""
     assert len(rum.__all__) <= 30
     for name in rum.__all__:
         obj = getattr(rum, name)
         if callable(obj):
             assert obj.__doc__ and obj.__doc__.strip(), name
+            assert ">>>" in obj.__doc__, f"rum.{name} has no docstring example"
 
 
+@pytest.mark.slow  # every docstring example of the package
 @pytest.mark.parametrize("module", ["rum"])
 def test_doctests(module):
     """Every docstring example of every module of the package runs as written."""

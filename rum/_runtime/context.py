@@ -37,6 +37,13 @@ class RunContext:
         on_epoch_end: called as ``on_epoch_end(epoch, model)`` after each epoch
             of an epoch-based unlearner; returning ``True`` asks it to stop
             (the ``auto`` policy uses this to pick the number of epochs).
+
+    Examples:
+        >>> import rum
+        >>> ctx = rum.RunContext.simple(n_classes=3, seed=0)
+        >>> ctx.step(0.5)
+        >>> ctx.iterations, ctx.last_loss
+        (1, 0.5)
     """
 
     device: torch.device

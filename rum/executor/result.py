@@ -34,6 +34,18 @@ class UnlearnResult:
         device: the device the steps ran on.
 
     ``to_dict()`` leaves the model out (save it with ``torch.save(result.model.state_dict(), ...)``).
+
+    Examples:
+        >>> import numpy as np, torch, rum
+        >>> X = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> net = rum.fit(torch.nn.Linear(4, 2), (X, y), epochs=5, device="cpu")
+        >>> res = rum.unlearn(net, (X[:5], y[:5]), (X[5:], y[5:]), unlearner="finetune", epochs=1,
+        ...                   random_state=0, progress=False)
+        >>> res.steps[0].unlearner, res.steps[0].status, res.model is net
+        ('finetune', 'ok', False)
+        >>> rum.UnlearnResult.from_dict(res.to_dict()).plan == res.plan
+        True
     """
 
     model: torch.nn.Module | None

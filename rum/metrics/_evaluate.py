@@ -50,6 +50,16 @@ class EvaluationReport:
         tow_mia: ToW with the MIA score in place of forget accuracy.
         gaps: absolute gaps ``|model - reference|`` per score.
         name: a label for the evaluated model, used when printing.
+
+    Examples:
+        >>> import numpy as np, torch, rum
+        >>> X = np.random.default_rng(0).normal(size=(60, 4)).astype("float32")
+        >>> y = (X[:, 0] > 0).astype(int)
+        >>> net = rum.fit(torch.nn.Linear(4, 2), (X, y), epochs=20, lr=0.05, device="cpu")
+        >>> rep = rum.evaluate(net, forget_set=(X[:10], y[:10]), retain_set=(X[10:40], y[10:40]),
+        ...                    test_set=(X[40:], y[40:]), reference=net)
+        >>> rep.tow, rep.reference is not None
+        (1.0, True)
     """
 
     model: ModelScores

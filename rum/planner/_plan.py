@@ -54,6 +54,12 @@ class Step:
         fallbacks: ``(unlearner, params)`` pairs run in turn, from the weights
             before the step, when the unlearner before them diverges or is undone
             by the executor's retain guard.
+
+    Examples:
+        >>> import rum
+        >>> s = rum.Step(0, [3, 1], "finetune", {"epochs": 2}, fallbacks=[("noop", {})])
+        >>> s.indices, s.build_all()
+        ((3, 1), [Finetune(epochs=2), Noop()])
     """
 
     group: int

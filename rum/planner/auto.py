@@ -317,7 +317,7 @@ class _Search:
         self.ctx, self.holdout, self.k = ctx, holdout, k
         self.candidates, self.repair = policy._candidates(), policy._repair()
         self.target = parse_target(policy.target, ctx.model, len(ctx.retain))
-        self.budget = policy.budget
+        self.budget, self.label = policy.budget, policy.label
 
     def run(self) -> tuple[Plan, torch.nn.Module, tuple[StepResult, ...]]:
         ctx, profile = self.ctx, self.ctx.profile
@@ -427,5 +427,5 @@ class _Search:
                               target_accuracy(targets, profile.groups), time.perf_counter() - t0,
                               on_target=tuple(on_target), budget=self.budget,
                               cut=tuple(dict.fromkeys(cut)))
-        plan = Plan(tuple(steps), policy="auto", n_forget=len(profile), search=report)
+        plan = Plan(tuple(steps), policy=self.label, n_forget=len(profile), search=report)
         return plan, model, tuple(results)

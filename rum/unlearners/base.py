@@ -28,6 +28,11 @@ class UnlearnerTags:
         cost: rough relative cost: ``"none"``, ``"low"``, ``"medium"``, ``"high"``
             (``"high"`` is about a full retrain).
         source: the paper the method comes from.
+
+    Examples:
+        >>> import rum
+        >>> rum.get_unlearner("retrain").tags.exact, rum.get_unlearner("finetune").tags.requires_retain
+        (True, True)
     """
 
     requires_retain: bool = False

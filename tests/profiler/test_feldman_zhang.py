@@ -74,6 +74,7 @@ def test_resume_from_checkpoint(tmp_path):
         feldman_zhang(NN1, (X, Y), n_runs=12, random_state=2, checkpoint=ck)
 
 
+@pytest.mark.slow  # starts worker processes
 def test_process_pool_matches_sequential():
     seq = feldman_zhang(NN1, (X, Y), n_runs=6, random_state=0)
     par = feldman_zhang(NN1, (X, Y), n_runs=6, random_state=0, n_jobs=2)
@@ -96,6 +97,7 @@ def test_ray_backend_missing_gives_install_hint():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+@pytest.mark.slow  # starts worker processes
 def test_ray_backend_matches_sequential():  # pragma: no cover - needs ray
     seq = feldman_zhang(NN1, (X, Y), n_runs=4, random_state=0)
     par = feldman_zhang(NN1, (X, Y), n_runs=4, random_state=0, backend="ray")

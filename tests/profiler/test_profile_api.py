@@ -135,6 +135,7 @@ print(kib('VmHWM:') - base)
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
+@pytest.mark.slow  # profiles a large synthetic retain set
 def test_memory_stays_flat_with_retain_size():
     """Profiling 20x more retain items in batches needs no more memory (beyond the inputs)."""
     root = Path(__file__).resolve().parents[2]

@@ -265,6 +265,7 @@ def test_parametrize_ids_and_xfail_marks():
     assert params[ids.index("finetune-check_behaviour")].marks in ((), [])
 
 
+@pytest.mark.slow  # a real process
 def test_import_does_not_need_pytest():
     code = "import sys, rum.testing; print('pytest' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
