@@ -419,6 +419,8 @@ def main(argv: list[str] | None = None) -> str:
                          f"{', '.join(optional_methods())})")
     ap.add_argument("--section", default=None, help="docs/benchmarks.md section name")
     ap.add_argument("--no-write", action="store_true", help="print only; do not touch docs/")
+    ap.add_argument("--rows", default=None, metavar="PATH",
+                    help="also save the rows here (compare two runs with benchmarks.compare_rows)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args(argv)
     for flag, chosen, known in (("--tasks", args.tasks, TASKS), ("--scenarios", args.scenarios, SCENARIOS),
@@ -458,6 +460,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     cmd = "python -m benchmarks.rum_suite " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = report(rows, tasks, scen_names, meths, cmd=cmd, wall_s=time.perf_counter() - t0,
                   fz_runs=fz_runs, scale=args.scale, machine=machine())
+    if args.rows:
+        Path(args.rows).write_text(json.dumps(rows, default=str))
     if not args.no_write:
         section = args.section or default_section(args, tasks)
         write_section(section, text)

@@ -315,3 +315,22 @@ def test_each_section_is_on_the_page_its_script_writes_to(tmp_path):
     assert mine.read_text() == ("# Benchmarks\n\n<!-- BEGIN a -->\nthree\n<!-- END a -->\n\n"
                                 "<!-- BEGIN b -->\ntwo\n<!-- END b -->\n")
     assert page("no-such-prefix") == DOC  # a name of no known prefix: the short page, as before
+
+
+def test_compare_rows_sees_every_difference_but_the_timings():
+    from benchmarks.compare_rows import compare, main
+
+    row = {"task": "digits", "scale": "small", "seed": 0, "scenario": "mixed", "method": "auto",
+           "tow": 0.93, "plan": ["neggrad+"], "seconds": 1.0, "plan_s": 0.5}
+    assert compare([row], [{**row, "seconds": 9.0, "plan_s": 4.0}]) == []
+    assert compare([row], [{**row, "plan": ["noop"]}]) == [
+        "('digits', 'small', 0, 'mixed', 'auto'): plan ['neggrad+'] != ['noop']"]
+    assert compare([row], []) == ["('digits', 'small', 0, 'mixed', 'auto'): only in the first run"]
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        a, b = f"{d}/a.json", f"{d}/b.json"
+        json.dump([row], open(a, "w"))
+        json.dump([{**row, "tow": 0.5}], open(b, "w"))
+        assert main([a, a]) == 0 and main([a, b]) == 1

@@ -99,3 +99,28 @@ def test_certified_sklearn_estimator_round_trip(cancer):
     assert res.certificate.certified == 1.0
     assert res.model.rum_perturbation_.spent_bound == pytest.approx(res.certificate.residual_bound)
     assert est.rum_perturbation_.spent_bound == 0.0
+
+
+def test_a_correction_result_prints_as_a_table_and_round_trips_through_json(cancer, tmp_path):
+    X, y = cancer
+    est = fit_certified_logistic_regression(X, y, C=1.0, sigma=2.0, random_state=0)
+    res = rum.correct(est, rum.requests.delete((X, y), [0, 1, 2]), train_set=(X, y),
+                      epsilon=1.0, delta=1e-4, random_state=0)
+    text = str(res)
+    assert "Correction of 3 item(s) (3 deleted)" in text and "gradient residual" in text
+    assert "certificate: (1.000, 1.00e-04) requested" in text and text.endswith(": certified")
+    back = rum.CorrectionResult.load(res.save(tmp_path / "correction.json"))
+    assert back.model is None and back.certificate == res.certificate
+    assert back.settings == res.settings and back.parameters == res.parameters
+    for key in ("residual", "residual_before", "steps", "solver_iterations", "objective_before",
+                "objective_after", "accuracies", "n_items", "n_deleted", "seed", "diverged"):
+        assert getattr(back, key) == getattr(res, key), key
+    # without a certificate, and unverified: NaNs come back as NaNs
+    from sklearn.linear_model import LogisticRegression
+
+    plain = LogisticRegression(max_iter=1000).fit(X, y)
+    cache = rum.influence.cache_hessian(plain, (X, y))
+    quick = rum.correct(plain, rum.requests.delete((X, y), [5]), train_set=(X, y),
+                        hessian_cache=cache, verify=False)
+    again = rum.CorrectionResult.from_dict(quick.to_dict())
+    assert again.certificate is None and math.isnan(again.residual) and math.isnan(quick.residual)
