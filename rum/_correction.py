@@ -280,7 +280,7 @@ def correct_torch(
     else:
         ws = build_workspace(model, parameters, [train, request.before, request.kept_after], device)
         train_f, before_f, after_f = ws.data
-    work, space, convex = ws.model, ws.space, ws.convex
+    work, net, space, convex = ws.model, ws.net, ws.space, ws.convex
     if hessian_cache is not None and settings.solver == "auto":
         settings = dataclasses.replace(settings, solver="exact")
     s = settings.resolve(convex, space.size, ws.linear_tail)
@@ -292,15 +292,15 @@ def correct_torch(
                 "(or 'exact') and order=2, or drop hessian_cache."
             )
         refines = verify and s.max_steps > 1 and epsilon is None and perturb is None
-        stale = hessian_cache.check(space, space.read(work), n_old, stale_ok=refines)
+        stale = hessian_cache.check(space, space.read(net), n_old, stale_ok=refines)
 
     if epsilon is not None:
-        cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
+        cert.check_certifiable(net, space, n_classes, weight_decay, penalized, s.order)
         if s.solver == "lissa":
             raise InvalidParameterError("certified mode needs solver 'exact' or 'cg' (LiSSA is stochastic).")
     b = None
     if perturb is not None:
-        if list(space.names) != select_parameters(work) or perturb.b.numel() != space.size:
+        if list(space.names) != select_parameters(net) or perturb.b.numel() != space.size:
             raise InvalidParameterError(
                 "the model was trained with objective perturbation over all parameters; "
                 "correct all of them (parameters=None)."
@@ -355,13 +355,13 @@ def correct_torch(
             RumWarning,
             stacklevel=3,
         )
-    space.write(work, out.theta)
+    space.write(net, out.theta)
     acc.update(forget_acc_after=_accuracy(work, before_d), after_acc_after=_accuracy(work, after_d))
     certificate = None
     bound = math.nan
     if epsilon is not None or perturb is not None:
         try:
-            cert.check_certifiable(work, space, n_classes, weight_decay, penalized, s.order)
+            cert.check_certifiable(net, space, n_classes, weight_decay, penalized, s.order)
             bound = cert.newton_residual_bound(obj, *out.last) if out.last is not None else 0.0
             if ws.dtype_out != dtype:  # the released weights are rounded: bound that change exactly
                 rounded = out.theta.to(ws.dtype_out).to(dtype)

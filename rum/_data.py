@@ -16,7 +16,9 @@ package handles raw formats.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import itertools
 import math
 import numbers
 from collections.abc import Iterator, Mapping
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from rum._validation import check_random_state, resolve_device
 from rum.exceptions import (
@@ -46,7 +48,7 @@ def batch_count(n_items: int, batch_size: int) -> int:
         >>> batch_count(100, 32), batch_count(96, 32), batch_count(0, 32)
         (4, 3, 0)
     """
-    return math.ceil(n_items / batch_size) if n_items else 0
+    return math.ceil(n_items / int(batch_size)) if n_items else 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +115,7 @@ class TensorData:
         device: torch.device | None = None,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` mini-batches, shuffled with ``generator`` when asked."""
+        batch_size = int(batch_size)  # a numpy int would reach torch's split
         if shuffle:
             parts = ((self.X[i], self.y[i]) for i in self.shuffled_batches(batch_size, generator))
         else:
@@ -136,7 +139,8 @@ class TensorData:
             >>> [len(i) for i in d.shuffled_batches(2)]
             [2, 2, 1]
         """
-        yield from torch.randperm(len(self), generator=generator).to(self.X.device).split(batch_size)
+        order = torch.randperm(len(self), generator=generator).to(self.X.device)
+        yield from order.split(int(batch_size))
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of ``(X, y)`` as numpy arrays."""
@@ -147,16 +151,37 @@ def _describe(obj: Any) -> str:
     return type(obj).__name__
 
 
+#: numpy dtype kinds that hold numbers rum can train on: bool, signed and unsigned ints, floats
+#: (complex numbers are refused later, with the other checks of the values).
+_NUMERIC_KINDS = "biufc"
+
+
+def _from_numpy(arr: np.ndarray, name: str, part: str) -> torch.Tensor:
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        what = {"U": "strings", "S": "bytes", "O": "Python objects", "M": "dates",
+                "m": "time spans", "V": "records"}.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise InvalidDataError(
+            f"{name}: {part} is a numpy array of {what} (dtype {arr.dtype}). Convert it to numbers "
+            f"first (for example np.asarray({part}, dtype=np.float32), or class indices for labels)."
+        )
+    if not arr.dtype.isnative:  # big-endian data from a file: torch reads native byte order only
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return torch.from_numpy(np.array(arr, copy=True))
+
+
 def _to_tensor(value: Any, name: str, part: str) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().clone()
-    if isinstance(value, np.ndarray):
-        if value.dtype == object:
+        if value.is_meta:
             raise InvalidDataError(
-                f"{name}: {part} is a numpy array of dtype object. Convert it to a numeric "
-                f"array first (for example np.asarray({part}, dtype=np.float32))."
+                f"{name}: {part} is a meta tensor: it has a shape but holds no values. Pass the "
+                "data itself."
             )
-        return torch.from_numpy(np.array(value, copy=True))
+        t = value.detach()
+        if t.layout != torch.strided:  # sparse: rum works on dense batches
+            t = t.to_dense()
+        return t.cpu().clone()
+    if isinstance(value, np.ndarray):
+        return _from_numpy(value, name, part)
     if isinstance(value, (list, tuple)) or isinstance(value, numbers.Number):
         try:
             arr = np.asarray(value)
@@ -169,7 +194,7 @@ def _to_tensor(value: Any, name: str, part: str) -> torch.Tensor:
             )
         if arr.dtype == np.float64:  # Python floats carry no precision intent
             arr = arr.astype(np.float32)
-        return torch.from_numpy(arr.copy())
+        return _from_numpy(arr, name, part)
     raise NotDataError(
         f"{name}: {part} must be a numpy array, a torch tensor or a list, got {_describe(value)}."
     )
@@ -187,23 +212,47 @@ def _collect_batches(batches: Any, name: str, what: str) -> tuple[torch.Tensor, 
                 f"{name}: the {what} must yield (x, y) pairs; item {i} is a {_describe(batch)}. "
                 "Wrap your dataset so that it returns (features, label)."
             )
-        xb, yb = batch[0], batch[1]
-        xs.append(_to_tensor(xb, name, "x"))
-        ys.append(_to_tensor(yb, name, "y"))
+        xb, yb = _to_tensor(batch[0], name, "x"), _to_tensor(batch[1], name, "y")
+        if yb.dim() == 0:  # one item, not a batch (a DataLoader with batch_size=None)
+            xb, yb = xb.unsqueeze(0), yb.reshape(1)
+        xs.append(xb)
+        ys.append(yb)
     if not xs:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
     return torch.cat(xs), torch.cat(ys).reshape(-1)
 
 
-def _from_dataset(ds: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _length(ds: Any, name: str) -> int:
+    """The number of items a dataset declares, or a clear error when it declares none."""
     try:
-        n = len(ds)  # type: ignore[arg-type]
+        return len(ds)
     except TypeError:
-        n = None
+        kind = "an IterableDataset" if isinstance(ds, IterableDataset) else "a Dataset"
+        raise NotDataError(
+            f"{name} is {kind} without __len__, so rum cannot tell how many items it holds (and "
+            "an endless stream would never end): a deletion request is about specific items. "
+            "Give it __len__, or pass the items as an (X, y) pair."
+        ) from None
+
+
+def _from_dataset(ds: Dataset, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    n = _length(ds, name)
     if n == 0:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
     loader = DataLoader(ds, batch_size=512, shuffle=False, num_workers=0)
-    return _collect_batches(loader, name, "dataset")
+    with torch.random.fork_rng(devices=[]):  # a loader draws from torch's global RNG
+        X, y = _collect_batches(itertools.islice(loader, _batches_for(n + 1, 512)), name, "dataset")
+    if isinstance(ds, IterableDataset) and len(y) != n:
+        raise InvalidDataError(
+            f"{name}: the IterableDataset declares {n} items (__len__) but yields "
+            f"{'more' if len(y) > n else len(y)}. rum reads every item of a deletion request exactly "
+            "once: make __len__ and __iter__ agree."
+        )
+    return X, y
+
+
+def _batches_for(n_items: int, batch_size: int) -> int:
+    return math.ceil(n_items / batch_size)
 
 
 def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,7 +266,10 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
             "yourself and pass an (X, y) pair of arrays, a torch Dataset or a DataLoader."
         )
     if isinstance(obj, DataLoader):
-        return _collect_batches(obj, name, "DataLoader")
+        if isinstance(obj.dataset, IterableDataset):
+            _length(obj.dataset, name)  # an endless stream is refused before it is read
+        with torch.random.fork_rng(devices=[]):  # a loader draws from torch's global RNG
+            return _collect_batches(obj, name, "DataLoader")
     if isinstance(obj, Dataset):
         return _from_dataset(obj, name)
     if isinstance(obj, (tuple, list)):
@@ -233,6 +285,41 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         f"{name} is a {_describe(obj)}, which rum cannot read as data. Pass an (X, y) pair of "
         "numpy arrays or tensors, a torch Dataset yielding (x, y), or a DataLoader."
     )
+
+
+def module_modes(model: torch.nn.Module) -> list[bool]:
+    """The train/eval flag of every submodule of ``model``, in ``model.modules()`` order."""
+    return [m.training for m in model.modules()]
+
+
+def restore_modes(model: torch.nn.Module, modes: list[bool]) -> None:
+    """Set every submodule's train/eval flag back to ``modes`` (from :func:`module_modes`)."""
+    for m, training in zip(model.modules(), modes):
+        m.training = training
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """``model`` in eval mode inside the block; afterwards every submodule's own flag is back.
+
+    ``model.train(was_training)`` would set every submodule to the top-level flag, and a
+    BatchNorm the caller froze in eval mode inside a training model would come back training.
+
+    Examples:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
+        >>> _ = net[1].eval()
+        >>> with eval_mode(net):
+        ...     net.training
+        False
+        >>> net.training, net[1].training
+        (True, False)
+    """
+    modes = module_modes(model)
+    model.eval()
+    try:
+        yield model
+    finally:
+        restore_modes(model, modes)
 
 
 def _check_same_length(n_x: int, n_y: int, name: str) -> None:
@@ -291,10 +378,8 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
         return TensorData(X.float().reshape(0, *X.shape[1:]), y.long())
     if X.dtype == torch.bool or X.is_complex():
         raise InvalidDataError(f"{name}: features must be real numbers, got dtype {X.dtype}.")
-    if not X.is_floating_point():
-        X = X.float()
-    elif X.dtype in (torch.float16, torch.bfloat16):
-        X = X.float()
+    if not X.is_floating_point() or X.dtype not in (torch.float32, torch.float64):
+        X = X.float()  # ints, half precision and float8 features are computed on in float32
     if not _all_finite(X):
         bad = int((~torch.isfinite(X)).reshape(len(X), -1).any(1).sum())
         raise InvalidDataError(
@@ -393,10 +478,8 @@ def check_fits_model(model: torch.nn.Module, datasets: Mapping[str, TensorData])
     ``n_classes``. The model's train/eval mode is restored afterwards.
     """
     n_classes: int | None = None
-    was_training = model.training
     device, dtype = model_device(model), model_dtype(model)
-    model.eval()
-    try:
+    with eval_mode(model):
         for name, data in datasets.items():
             if len(data) == 0:
                 continue
@@ -428,8 +511,6 @@ def check_fits_model(model: torch.nn.Module, datasets: Mapping[str, TensorData])
                     f"{name}: found label {top}, but the model outputs only {c} classes "
                     f"(labels must be in 0..{c - 1})."
                 )
-    finally:
-        model.train(was_training)
     shapes = {name: d.feature_shape for name, d in datasets.items() if len(d)}
     if len(set(shapes.values())) > 1:
         raise IncompatibleDataError(

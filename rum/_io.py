@@ -74,6 +74,7 @@ def load_data(path: str | Path, name: str = "data", *, x_key: str = "X", y_key: 
     p = _existing(path, name)
     suffix = p.suffix.lower()
     if suffix == ".npz":
+        _check_npz_sizes(p, (x_key, y_key), name)
         try:
             with np.load(p, allow_pickle=False) as f:
                 keys = list(f.keys())
@@ -85,7 +86,7 @@ def load_data(path: str | Path, name: str = "data", *, x_key: str = "X", y_key: 
                         "with --x-key/--y-key."
                     )
                 X, y = f[x_key], f[y_key]
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, MemoryError) as err:
             raise InvalidFileError(
                 f"{name}: could not read {str(p)!r} as an .npz file ({_first_line(err)}). "
                 "Object arrays are not accepted; save numeric arrays with np.savez."
@@ -112,6 +113,39 @@ def load_data(path: str | Path, name: str = "data", *, x_key: str = "X", y_key: 
         f"{name}: cannot read {str(p)!r}: use a .npz file (np.savez(path, X=..., y=...)) or a .pt "
         "file (torch.save({'X': X, 'y': y}, path))."
     )
+
+
+def _check_npz_sizes(p: Path, keys: tuple[str, ...], name: str) -> None:
+    """Refuse an .npz whose arrays declare more bytes than the file holds (before allocating them)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            for key in keys:
+                member = f"{key}.npy"
+                if member not in z.namelist():
+                    continue  # reported with the arrays' names below
+                info = z.getinfo(member)
+                with z.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(f)
+                    header = f.tell()
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > info.file_size - header:
+                    raise InvalidFileError(
+                        f"{name}: {str(p)!r} declares a {key!r} array of shape {shape} "
+                        f"({declared:,} bytes) but holds {info.file_size - header:,} bytes; the "
+                        "file is damaged or not what it says. Save it again with np.savez."
+                    )
+    except InvalidFileError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise InvalidFileError(
+            f"{name}: could not read {str(p)!r} as an .npz file ({_first_line(err)}). Save numeric "
+            "arrays with np.savez."
+        ) from None
 
 
 def save_data(data: Any, path: str | Path) -> Path:

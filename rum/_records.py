@@ -109,4 +109,18 @@ def save_json(obj: Any, path: str | Path) -> Path:
 
 
 def load_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    """The JSON object saved at ``path``; a file that is not one is an
+    :class:`~rum.exceptions.InvalidFileError` naming it."""
+    from rum.exceptions import InvalidFileError
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidFileError(f"no such file {str(path)!r}. Check the path.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, IsADirectoryError) as err:
+        what = "nested too deeply" if isinstance(err, RecursionError) else type(err).__name__
+        raise InvalidFileError(f"{str(path)!r} is not a JSON file rum wrote ({what}).") from None
+    if not isinstance(obj, dict):
+        raise InvalidFileError(f"{str(path)!r} holds a JSON {type(obj).__name__}, not a record rum wrote.")
+    return obj

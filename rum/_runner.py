@@ -10,14 +10,16 @@ the same wherever it runs: that is what lets a searched plan replay exactly.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from rum._data import TensorData
+from rum._data import TensorData, module_modes, restore_modes
 from rum._records import jsonable
+from rum._runtime.batchnorm import single_item_batchnorm
 from rum._runtime.context import NonFiniteLossError, RunContext
 from rum._runtime.guard import RetainGuard
 from rum._runtime.progress import StepBar
@@ -126,7 +128,9 @@ def retry_hint(u: Unlearner) -> str:
 
 
 def _all_finite(model: torch.nn.Module) -> bool:
-    return all(torch.isfinite(p).all() for p in model.parameters() if p.is_floating_point())
+    """Whether every floating parameter and buffer (BatchNorm's running statistics too) is finite."""
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
 
 
 def run_step(
@@ -187,9 +191,12 @@ def run_step(
             on_progress=bar.advance, on_start=bar.start,
             on_epoch_end=on_epoch_end if (guarded or on_epoch is not None) else None,
         )
-        was_training = model.training
+        modes = module_modes(model)
         try:
-            out = unlearner._unlearn(model, forget, retain, ctx)
+            with single_item_batchnorm(model) as hooks:
+                out = unlearner._unlearn(model, forget, retain, ctx)
+                if isinstance(out, torch.nn.Module) and out is not model:
+                    hooks.strip(out)  # a copy of the model carries the block's hooks
             if out is not None:
                 if not isinstance(out, torch.nn.Module):
                     raise TypeError(
@@ -206,7 +213,7 @@ def run_step(
                 f"step was stopped and the weights from before it restored. {retry_hint(unlearner)}"
             )
         finally:
-            model.train(was_training)
+            restore_modes(model, modes)
             bar.close()
     model.eval()
     collapsed = guard.after_step(model) if status == "ok" and guarded else None

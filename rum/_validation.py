@@ -19,10 +19,29 @@ import torch
 
 from rum.exceptions import InvalidDeviceError, InvalidParameterError, UnknownOptionError
 
+#: The number types a numeric hyper-parameter may have: Python's and numpy's (not bool, not
+#: Fraction or Decimal, which torch cannot take).
+INT_TYPES = (int, np.integer)
+FLOAT_TYPES = (int, float, np.integer, np.floating)
+#: Largest magnitude of a numeric hyper-parameter: ints fit in int64, floats in float32 (the
+#: weights' usual dtype; torch cannot use an lr of 1e300 on them).
+MAX_INT = 2**63 - 1
+MAX_FLOAT = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class Interval:
-    """A numeric range; ``kind`` is ``int`` or ``float`` (ints are accepted as floats)."""
+    """A numeric range; ``kind`` is ``int`` or ``float`` (ints are accepted as floats).
+
+    Numbers are Python's or numpy's (bools, fractions and decimals are refused), ints
+    fit in 64 bits and floats are finite and within float32's range.
+
+    Examples:
+        >>> Interval(int, 1, None).is_satisfied_by(3), Interval(int, 1, None).is_satisfied_by(True)
+        (True, False)
+        >>> Interval(float, 0, None).is_satisfied_by(1e300)
+        False
+    """
 
     kind: type
     low: float | None = None
@@ -30,14 +49,16 @@ class Interval:
     closed: str = "both"  # "both", "left", "right", "neither"
 
     def is_satisfied_by(self, value: Any) -> bool:
-        if isinstance(value, bool):
+        if isinstance(value, (bool, np.bool_)):
             return False
         if self.kind is int:
-            if not isinstance(value, numbers.Integral):
+            if not isinstance(value, INT_TYPES) or abs(int(value)) > MAX_INT:
                 return False
-        elif not isinstance(value, numbers.Real):
+        elif not isinstance(value, FLOAT_TYPES):
             return False
-        if not math.isfinite(float(value)):
+        elif isinstance(value, INT_TYPES) and abs(int(value)) > MAX_INT:
+            return False  # torch takes a Python int as an int64
+        elif not math.isfinite(float(value)) or abs(float(value)) > MAX_FLOAT:
             return False
         lo_ok = self.low is None or (
             value >= self.low if self.closed in ("both", "left") else value > self.low
@@ -63,6 +84,9 @@ class Options:
     values: tuple
 
     def is_satisfied_by(self, value: Any) -> bool:
+        # True == 1 in Python: a bool matches only a bool option
+        if isinstance(value, (bool, np.bool_)) and not any(isinstance(v, bool) for v in self.values):
+            return False
         try:
             return value in self.values
         except TypeError:
@@ -114,8 +138,21 @@ def validate_params(params: Mapping[str, Any], constraints: Mapping[str, list], 
             continue
         desc = " or ".join(str(c) for c in allowed)
         raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be {desc}. Got {value!r} instead."
+            f"The {name!r} parameter of {owner} must be {desc}. Got {value!r} instead.{_hint(value)}"
         )
+
+
+def _hint(value: Any) -> str:
+    """Why a number that looks right was refused, when that is not obvious."""
+    if isinstance(value, (bool, np.bool_)):
+        return " (a bool is not a number here)"
+    if isinstance(value, numbers.Number) and not isinstance(value, FLOAT_TYPES):
+        return f" (a {type(value).__name__} is not taken: pass float(value) or int(value))"
+    if isinstance(value, INT_TYPES) and abs(int(value)) > MAX_INT:
+        return " (it does not fit in 64 bits)"
+    if isinstance(value, FLOAT_TYPES) and math.isfinite(float(value)) and abs(float(value)) > MAX_FLOAT:
+        return f" (beyond float32's range, {MAX_FLOAT:.3g}: torch cannot use it on float32 weights)"
+    return ""
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:

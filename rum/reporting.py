@@ -68,8 +68,8 @@ def _read_json(path: str | Path, what: str) -> Any:
         raise InvalidFileError(f"{what}: no such file {str(p)!r}. Check the path.")
     try:
         return load_json(p)
-    except ValueError as err:
-        raise InvalidFileError(f"{what}: {str(p)!r} is not valid JSON ({err}).") from None
+    except InvalidFileError as err:
+        raise InvalidFileError(f"{what}: {err}") from None
 
 
 def _as_evaluations(evaluation: Any) -> list[EvaluationReport]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rum._data import model_device, model_dtype
+from rum._data import eval_mode, model_device, model_dtype
 from rum.exceptions import InvalidParameterError
 
 __all__ = [
@@ -28,18 +28,14 @@ def check_fraction(name: str, value: float) -> float:
 
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on ``X`` in eval mode (mode restored afterwards), on the CPU."""
-    was_training = model.training
-    model.eval()
+    """Logits of ``model`` on ``X`` in eval mode (every submodule's mode restored), on the CPU."""
     device, dtype = model_device(model), model_dtype(model)
     out = []
-    try:
+    with eval_mode(model):
         for start in range(0, len(X), batch_size):
             o = model(X[start : start + batch_size].to(device=device, dtype=dtype))
             o = o[0] if isinstance(o, (tuple, list)) else o
             out.append(o.detach().float().cpu())
-    finally:
-        model.train(was_training)
     if not out:
         return torch.empty(0, 0)
     return torch.cat(out)

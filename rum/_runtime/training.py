@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from rum._data import TensorData, as_data, check_fits_model, check_model, model_dtype
+from rum._runtime.batchnorm import single_item_batchnorm
 from rum._runtime.context import RunContext
 from rum._runtime.optim import OPTIM_CONSTRAINTS, make_optimizer, optimise
 from rum._runtime.seeding import seeded
@@ -120,7 +121,7 @@ def fit(
     model.to(dev)
     n_classes = check_fits_model(model, {"train_set": data})
     data = data.to(dev, model_dtype(model))
-    with seeded(seed, dev) as gen:
+    with seeded(seed, dev) as gen, single_item_batchnorm(model):
         ctx = RunContext(device=dev, generator=gen, seed=seed, n_classes=n_classes)
         fit_loop(
             model,

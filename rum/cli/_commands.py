@@ -121,6 +121,8 @@ def _read_record(cls: Any, path: str, flag: str, how: str) -> Any:
         raise CLIError(f"{flag} {path!r}: no such file. Write one with `{how}`.")
     try:
         return cls.load(path)
+    except InvalidFileError as err:
+        raise InvalidFileError(f"{flag}: {err} Write one with `{how}`.") from None
     except RumError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:

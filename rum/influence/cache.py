@@ -172,7 +172,7 @@ def cache_hessian(
             "large. Cache the last layers only (parameters=1), or correct with solver='cg'."
         )
     obj = Objective(ws.module, ws.space, [Term(ws.data[0])], batch_size=default_batch_size(ws.linear))
-    theta = ws.space.read(ws.model).to(torch.float64 if ws.linear else obj.mask.dtype)
+    theta = ws.space.read(ws.net).to(torch.float64 if ws.linear else obj.mask.dtype)
     H = obj.data_hessian(theta).to(torch.float64)
     loss, g = obj.data_sums(theta)
     return HessianCache(

@@ -44,6 +44,8 @@ class Workspace:
         convex: the whole model is one linear layer.
         linear_tail: the updated tail is one linear layer on fixed features.
         dtype_out: the caller's dtype, to cast the result back to.
+        net: the network the parameter space names: ``model`` itself, or the module
+            inside a ``DataParallel`` wrapper.
     """
 
     model: nn.Module
@@ -53,6 +55,11 @@ class Workspace:
     convex: bool
     linear_tail: bool
     dtype_out: torch.dtype
+    net: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if self.net is None:
+            self.net = self.model
 
     @property
     def linear(self) -> bool:
@@ -84,13 +91,16 @@ def build_workspace(
     dtype_out = model_dtype(model)
     work = _copy.deepcopy(model) if copy else model
     work = work.to(device).eval()
-    names = select_parameters(work, parameters)
-    convex = is_linear_model(work)
+    # the objectives call the network functionally, which a DataParallel wrapper refuses: they
+    # work on the module inside it (the same parameters), and the wrapper is what comes back
+    inner = work.module if isinstance(work, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else work
+    names = select_parameters(inner, parameters)
+    convex = is_linear_model(inner)
     data = [d.to(device, dtype_out) for d in datasets]
-    module: nn.Module = work
+    module: nn.Module = inner
     linear_tail = False
     if not convex:
-        view = tail_view(work, names, data, DEEP_BATCH_SIZE)
+        view = tail_view(inner, names, data, DEEP_BATCH_SIZE)
         if view is not None:
             module, data = view
             linear_tail = is_linear_model(module)
@@ -98,6 +108,6 @@ def build_workspace(
         work.double()
         data = [d.to(dtype=torch.float64) for d in data]
     return Workspace(
-        model=work, space=ParamSpace.of(work, names), module=module, data=data,
-        convex=convex, linear_tail=linear_tail, dtype_out=dtype_out,
+        model=work, space=ParamSpace.of(inner, names), module=module, data=data,
+        convex=convex, linear_tail=linear_tail, dtype_out=dtype_out, net=inner,
     )

@@ -48,7 +48,8 @@ def mia_score(
     X = np.concatenate([m, nm]).reshape(-1, 1)
     y = np.concatenate([np.ones(n), np.zeros(n)])
     scaler = StandardScaler().fit(X)
-    clf = SVC(C=3, gamma="auto", kernel="rbf")
+    # a seed of its own: without one, scikit-learn draws it from numpy's global RNG
+    clf = SVC(C=3, gamma="auto", kernel="rbf", random_state=int(rng.integers(2**31 - 1)))
     clf.fit(scaler.transform(X), y)
     pred = clf.predict(scaler.transform(target_conf.reshape(-1, 1)))
     return float((pred == 0).mean())

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rum._data import TensorData, model_device, model_dtype
+from rum._data import TensorData, model_device, model_dtype, module_modes, restore_modes
 from rum._validation import did_you_mean
 from rum.exceptions import EmbeddingLayerError
 
@@ -112,7 +112,7 @@ class EmbeddingCapture:
         self.name, self.module, self.side = find_embedding_layer(model, layer)
         self.last: torch.Tensor | None = None
         self._handle = None
-        self._was_training: bool | None = None
+        self._modes: list[bool] | None = None
 
     def _pre_hook(self, module: nn.Module, args: tuple) -> None:
         self.last = args[0].detach()
@@ -122,7 +122,7 @@ class EmbeddingCapture:
         self.last = out.detach()
 
     def __enter__(self) -> EmbeddingCapture:
-        self._was_training = self.model.training
+        self._modes = module_modes(self.model)
         self.model.eval()
         try:
             if self.side == "input":
@@ -130,7 +130,7 @@ class EmbeddingCapture:
             else:
                 self._handle = self.module.register_forward_hook(self._post_hook)
         except BaseException:
-            self.model.train(self._was_training)
+            restore_modes(self.model, self._modes)
             raise
         return self
 
@@ -138,8 +138,8 @@ class EmbeddingCapture:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
-        if self._was_training is not None:
-            self.model.train(self._was_training)
+        if self._modes is not None:
+            restore_modes(self.model, self._modes)
         self.last = None
 
     @torch.no_grad()

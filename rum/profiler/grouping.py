@@ -19,8 +19,9 @@ Built-in strategies:
 * ``"kmeans"``: 2-D k-means over the ranks of both scores (memorization alone
   when entanglement is unavailable); difficulty = mean of the two ranks.
 * ``"graph"``: a k-nearest-neighbour graph (cosine, networkx) over the forget
-  embeddings, split into ``n_groups`` communities by greedy modularity;
-  ordered by mean memorization.
+  embeddings, split into communities by Louvain (seeded), which greedy modularity
+  then merges down to ``n_groups``; ordered by mean memorization. It grows about
+  linearly with the forget set (20,000 items in well under a minute on 2 cores).
 """
 
 from __future__ import annotations
@@ -195,11 +196,25 @@ def _graph(mem, ent, n_groups, *, embeddings=None, seed=0, n_neighbors=10):
             sim = e[s : s + 2048] @ e.T
             rows = torch.arange(s, min(s + 2048, n))
             sim[rows - s, rows] = -np.inf
-            nbr = torch.sort(-sim, dim=1, stable=True).indices[:, :k]
-            for i, js in zip(rows.tolist(), nbr.tolist(), strict=True):
-                G.add_edges_from((i, j) for j in js)
-    comms = nx.community.greedy_modularity_communities(G, cutoff=1, best_n=n_groups)
-    comms = [sorted(c) for c in comms]
+            nbr = torch.sort(-sim, dim=1, stable=True).indices[:, :k]  # ties: by position
+            G.add_edges_from(zip(rows.repeat_interleave(k).tolist(), nbr.flatten().tolist()))
+    # Louvain finds communities in near-linear time (greedy modularity on the whole graph took
+    # minutes at a few thousand items); greedy modularity then merges them, on the small graph
+    # of communities, down to n_groups
+    comms = [sorted(c) for c in nx.community.louvain_communities(G, seed=int(seed))]
+    if len(comms) > n_groups:
+        member = np.empty(n, dtype=np.int64)
+        for c, items in enumerate(comms):
+            member[items] = c
+        edges = np.array(list(G.edges()), dtype=np.int64).reshape(-1, 2)
+        pairs = np.sort(member[edges], axis=1)
+        links, counts = np.unique(pairs, axis=0, return_counts=True)
+        Q = nx.Graph()
+        Q.add_nodes_from(range(len(comms)))
+        Q.add_weighted_edges_from((int(a), int(b), int(w)) for (a, b), w in zip(links, counts))
+        merged = nx.community.greedy_modularity_communities(Q, weight="weight", cutoff=1,
+                                                            best_n=n_groups)
+        comms = [sorted(i for c in group for i in comms[c]) for group in merged]
     labels = np.empty(n, dtype=np.int64)
     for g, c in enumerate(comms):
         labels[c] = g

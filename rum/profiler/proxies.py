@@ -84,10 +84,10 @@ def input_curvature(
         >>> input_curvature(net, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)).shape
         (4,)
     """
-    from rum._data import model_device, model_dtype
+    from rum._data import model_device, model_dtype, module_modes, restore_modes
 
     dev, dt = model_device(model), model_dtype(model)
-    was = model.training
+    modes = module_modes(model)
     model.eval()
     req = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -116,7 +116,7 @@ def input_curvature(
     finally:
         for p, r in zip(model.parameters(), req, strict=True):
             p.requires_grad_(r)
-        model.train(was)
+        restore_modes(model, modes)
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 

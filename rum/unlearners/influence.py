@@ -81,7 +81,7 @@ class Influence(Unlearner):
                          weight_decay=self.weight_decay, batch_size=s.batch_size, n=n_r)
         out = run_correction(obj, diff, n_f / n_r, s, convex=ws.linear,
                              generator=ctx.generator, ctx=ctx)
-        ws.space.write(ws.model, out.theta)
+        ws.space.write(ws.net, out.theta)
         return ws.finish()
 
     @classmethod

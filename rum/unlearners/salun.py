@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rum._data import TensorData
+from rum._data import TensorData, eval_mode
 from rum._runtime.context import RunContext
 from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer
 from rum._validation import Interval
@@ -146,12 +146,10 @@ class SalUn(Unlearner):
     def _unlearn(self, model, forget, retain, ctx: RunContext):
         # The mask comes from the model as it is given (the original model when
         # SalUn is a plan's first step), evaluated in eval mode.
-        was_training = model.training
-        model.eval()
-        masks_by_name = saliency_mask(
-            forget_gradients(model, forget, self.batch_size), self.mask_ratio
-        )
-        model.train(was_training)
+        with eval_mode(model):
+            masks_by_name = saliency_mask(
+                forget_gradients(model, forget, self.batch_size), self.mask_ratio
+            )
         named = dict(model.named_parameters())
         masks = {named[n]: m for n, m in masks_by_name.items()}
 

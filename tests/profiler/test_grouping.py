@@ -106,3 +106,15 @@ def test_custom_callable():
 
     g, name = make_groups(by_sign, np.array([0.5, -0.5, 0.2]), np.zeros(3), 2)
     assert g.tolist() == [1, 0, 1] and name == "by_sign"
+
+
+@pytest.mark.slow  # 5,000 items: the size at which the quadratic version took minutes
+def test_graph_grouping_takes_thousands_of_items():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 4
+    emb = np.concatenate([c + rng.normal(size=(1500, 16)) for c in centres]).astype(np.float32)
+    mem = np.repeat([0.1, 0.5, 0.9], 1500) + rng.normal(scale=0.01, size=4500)
+    g, _ = make_groups("graph", mem, np.full(4500, np.nan), 3, embeddings=emb, seed=0)
+    # the three clusters come back as the three groups, easiest first
+    for k in range(3):
+        assert len(set(g[k * 1500:(k + 1) * 1500])) == 1 and g[k * 1500] == k
