@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from rum._data import prepare_call
+from rum._model import prepare_call
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
 from rum._validation import check_options, validate_params
@@ -34,6 +34,8 @@ def unlearn(
     random_state: Any = None,
     progress: bool | None = None,
     retain_guard: float | None = RETAIN_GUARD,
+    output: Any = None,
+    overlap: str = "error",
     **options: Any,
 ) -> UnlearnResult:
     """Make a copy of ``model`` forget ``forget_set``.
@@ -73,6 +75,14 @@ def unlearn(
             of that accuracy, or not improved since the previous epoch, is
             stopped early. ``retrain`` itself is never checked. A search
             policy's trials run under it and keep no step it would undo.
+        output: which part of the model's output holds the logits, when it is not a
+            tensor, an object with ``.logits`` (a Hugging Face model) or a dict with
+            ``"logits"``: an index (``1`` for a model returning ``(features, logits)``), a
+            key, or a function of the output.
+        overlap: what to do with retain items equal to forget items (same features and
+            label): ``"error"`` (default: a model trained on such a retain set still sees
+            what it must forget) or ``"drop"`` (remove them from the retain set, with a
+            warning).
         **options: with ``unlearner``, its hyper-parameters; otherwise the
             profiler's options (``memorization``, ``entanglement``,
             ``embedding_layer``, ``grouping``, ``n_groups``; see
@@ -114,7 +124,8 @@ def unlearn(
         check_retain_policy(pol, retain_policy)
         profile_options = dict(options)
         check_profile_options(**profile_options)
-    prep = prepare_call(model, forget_set, retain_set, device, random_state)
+    prep = prepare_call(model, forget_set, retain_set, device, random_state, output=output,
+                        overlap=overlap)
     # the default of 3 groups must not make tiny forget sets an error
     profile_options.setdefault("n_groups", min(3, len(prep.forget)))
     prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
@@ -123,15 +134,17 @@ def unlearn(
         ctx = PlanningContext.from_prepared(prof, prep, retain_guard=retain_guard,
                                             progress=progress_enabled(progress))
         outcome = search(pol, ctx)
-        return result_from_search(
+        result = result_from_search(
             outcome, ctx.model, prep.forget, prep.retain, profile=prof, device=prep.device,
             seed=prep.seed, timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
         )
+        prep.release(result.model)
+        return result
     n_retain = 0 if prep.retain is None else len(prep.retain)
     the_plan = make_plan(prof, pol, retain_policy=retain_policy, n_retain=n_retain,
                          random_state=prep.seed)
     t2 = time.perf_counter()
-    return run_plan(
+    result = run_plan(
         the_plan,
         prep.model,
         prep.forget,
@@ -144,3 +157,5 @@ def unlearn(
         timings={"profile": t1 - t0, "plan": t2 - t1},
         retain_guard=retain_guard,
     )
+    prep.release(result.model)
+    return result

@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._data import (
-    TensorData,
-    as_data,
-    check_fits_model,
+from rum._data import TensorData, as_data, count_items
+from rum._model import (
     check_model,
-    count_items,
+    fit_to_model,
+    forward,
     is_logistic_regression,
     model_dtype,
+    pick_logits,
 )
 from rum._validation import (
     BOOL,
@@ -93,8 +93,7 @@ def _accuracy(model: torch.nn.Module, data: TensorData) -> float:
     if len(data) == 0:
         return math.nan
     with torch.no_grad():
-        out = model(data.X)
-        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = pick_logits(forward(model, data.X))
         return float((out.argmax(1) == data.y).float().mean())
 
 
@@ -260,7 +259,9 @@ def correct_torch(
         sets["train_set"] = train
     if len(request.kept_after):
         sets["after"] = request.kept_after
-    n_classes = check_fits_model(model, sets)
+    n_classes, sets = fit_to_model(model, sets)  # integer features cast where the model needs
+    before, kept_after = sets["before"], sets.get("after", request.kept_after)
+    train = sets.get("train_set", train)
     n_old = len(train) if isinstance(train, TensorData) else int(train)
     n_new = n_old - request.n_deleted
     if request.n_deleted >= n_old:
@@ -275,10 +276,10 @@ def correct_torch(
         _check_unverified(hessian_cache, settings, epsilon, perturb is not None)
         settings = dataclasses.replace(settings, max_steps=1)
         # the training set is never read: only the affected items go into the workspace
-        ws = build_workspace(model, parameters, [request.before, request.kept_after], device)
+        ws = build_workspace(model, parameters, [before, kept_after], device)
         train_f, (before_f, after_f) = None, ws.data
     else:
-        ws = build_workspace(model, parameters, [train, request.before, request.kept_after], device)
+        ws = build_workspace(model, parameters, [train, before, kept_after], device)
         train_f, before_f, after_f = ws.data
     work, net, space, convex = ws.model, ws.net, ws.space, ws.convex
     if hessian_cache is not None and settings.solver == "auto":
@@ -312,8 +313,8 @@ def correct_torch(
     else:
         new_decay, shrink = weight_decay, (n_old - n_new) / n_new
     dtype = model_dtype(work)
-    before_d = request.before.to(device, dtype)
-    after_d = request.kept_after.to(device, dtype)
+    before_d = before.to(device, dtype)
+    after_d = kept_after.to(device, dtype)
     terms = [Term(before_f, -1.0), Term(after_f, 1.0)]
     obj = Objective(
         ws.module, space, terms if train_f is None else [Term(train_f, 1.0), *terms],

@@ -16,8 +16,6 @@ package handles raw formats.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import itertools
 import math
 import numbers
@@ -29,16 +27,14 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
-from rum._validation import check_random_state, resolve_device
+from rum._fields import Features, Fields, cat_features, move
 from rum.exceptions import (
     EmptyDataError,
-    IncompatibleDataError,
     InvalidDataError,
-    NotAModelError,
     NotDataError,
 )
 
-__all__ = ["TensorData", "as_data", "check_model", "check_fits_model", "prepare_call", "Prepared"]
+__all__ = ["TensorData", "Fields", "as_data", "count_items", "move", "cat_features", "batch_count"]
 
 
 def batch_count(n_items: int, batch_size: int) -> int:
@@ -53,7 +49,10 @@ def batch_count(n_items: int, batch_size: int) -> int:
 
 @dataclass(frozen=True, eq=False)
 class TensorData:
-    """Features ``X`` (float) and integer labels ``y`` of equal length.
+    """Features ``X`` and integer labels ``y`` of equal length.
+
+    ``X`` is a tensor (floats, or integer or boolean features, which keep their dtype), or
+    :class:`Fields`, named tensors for models that take several inputs.
 
     Examples:
         >>> import numpy as np
@@ -62,23 +61,24 @@ class TensorData:
         (4, (4, 3), torch.int64)
     """
 
-    X: torch.Tensor
+    X: Features
     y: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     @property
-    def feature_shape(self) -> tuple[int, ...]:
-        return tuple(self.X.shape[1:])
+    def feature_shape(self) -> tuple:
+        return self.X.feature_shape if isinstance(self.X, Fields) else tuple(self.X.shape[1:])
 
     @property
     def device(self) -> torch.device:
         return self.X.device
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """A copy on ``device`` with features cast to ``dtype`` (same object if nothing changes)."""
-        X = self.X.to(device=device, dtype=dtype) if (device or dtype) else self.X
+        """A copy on ``device`` with floating features cast to ``dtype`` (same object if nothing
+        changes; integer and boolean features keep their dtype)."""
+        X = move(self.X, device, dtype) if (device or dtype) else self.X
         y = self.y.to(device=device) if device is not None else self.y
         if X is self.X and y is self.y:
             return self
@@ -98,10 +98,11 @@ class TensorData:
 
     def concat(self, other: TensorData) -> TensorData:
         """This data followed by ``other``."""
-        return TensorData(
-            torch.cat([self.X, other.X.to(self.X.device, self.X.dtype)]),
-            torch.cat([self.y, other.y.to(self.y.device)]),
-        )
+        if isinstance(self.X, Fields):
+            X = self.X.cat(other.X)
+        else:
+            X = torch.cat([self.X, other.X.to(self.X.device, self.X.dtype)])
+        return TensorData(X, torch.cat([self.y, other.y.to(self.y.device)]))
 
     def n_batches(self, batch_size: int) -> int:
         return batch_count(len(self), batch_size)
@@ -123,7 +124,7 @@ class TensorData:
                      for s in range(0, len(self), batch_size))
         for xb, yb in parts:
             if device is not None:
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                xb, yb = move(xb, device, non_blocking=True), yb.to(device, non_blocking=True)
             yield xb, yb
 
     def shuffled_batches(
@@ -142,9 +143,10 @@ class TensorData:
         order = torch.randperm(len(self), generator=generator).to(self.X.device)
         yield from order.split(int(batch_size))
 
-    def numpy(self) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of ``(X, y)`` as numpy arrays."""
-        return self.X.detach().cpu().numpy().copy(), self.y.detach().cpu().numpy().copy()
+    def numpy(self) -> tuple[Any, np.ndarray]:
+        """Copies of ``(X, y)`` as numpy arrays (``X`` a dict of arrays for :class:`Fields`)."""
+        X = self.X.numpy() if isinstance(self.X, Fields) else self.X.detach().cpu().numpy().copy()
+        return X, self.y.detach().cpu().numpy().copy()
 
 
 def _describe(obj: Any) -> str:
@@ -200,26 +202,72 @@ def _to_tensor(value: Any, name: str, part: str) -> torch.Tensor:
     )
 
 
-def _from_pair(X: Any, y: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return _to_tensor(X, name, "X"), _to_tensor(y, name, "y")
+#: The keys a dict item may hold its label under (the Hugging Face convention first).
+LABEL_KEYS = ("labels", "label")
 
 
-def _collect_batches(batches: Any, name: str, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _to_features(value: Any, name: str, part: str) -> Features:
+    """A tensor, or :class:`Fields` for a mapping of named arrays (a tokenizer's output)."""
+    if isinstance(value, Fields):
+        return Fields({k: _to_tensor(v, name, f"{part}[{k!r}]") for k, v in value.items()})
+    if isinstance(value, Mapping):
+        if not value:
+            raise NotDataError(f"{name}: {part} is an empty dict; it must name the model's inputs.")
+        fields = {str(k): _to_tensor(v, name, f"{part}[{k!r}]") for k, v in value.items()}
+        lengths = {k: (int(t.shape[0]) if t.dim() else None) for k, t in fields.items()}
+        if len(set(lengths.values())) != 1 or None in lengths.values():
+            raise InvalidDataError(
+                f"{name}: the named inputs of {part} have different numbers of rows {lengths}; "
+                "each must have one row per item."
+            )
+        return Fields(fields)
+    return _to_tensor(value, name, part)
+
+
+def _from_pair(X: Any, y: Any, name: str) -> tuple[Features, torch.Tensor]:
+    return _to_features(X, name, "X"), _to_tensor(y, name, "y")
+
+
+def _split_item(batch: Any, i: int, name: str, what: str) -> tuple[Any, Any]:
+    """``(features, label)`` of one item or batch: an ``(x, y)`` pair, or a dict with a label key."""
+    if isinstance(batch, Mapping):
+        key = next((k for k in LABEL_KEYS if k in batch), None)
+        if key is None:
+            raise NotDataError(
+                f"{name}: item {i} of the {what} is a dict without a label: give it a 'labels' key "
+                f"(the Hugging Face convention) or yield (inputs, label) pairs. Its keys: "
+                f"{sorted(map(str, batch))}."
+            )
+        return {k: v for k, v in batch.items() if k != key}, batch[key]
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise NotDataError(
+            f"{name}: the {what} must yield (x, y) pairs or dicts with a 'labels' key; item {i} "
+            f"is a {_describe(batch)}. Wrap your dataset so that it returns (features, label)."
+        )
+    return batch[0], batch[1]
+
+
+def _collect_batches(batches: Any, name: str, what: str) -> tuple[Features, torch.Tensor]:
     xs, ys = [], []
     for i, batch in enumerate(batches):
-        if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise NotDataError(
-                f"{name}: the {what} must yield (x, y) pairs; item {i} is a {_describe(batch)}. "
-                "Wrap your dataset so that it returns (features, label)."
-            )
-        xb, yb = _to_tensor(batch[0], name, "x"), _to_tensor(batch[1], name, "y")
+        x, y = _split_item(batch, i, name, what)
+        xb, yb = _to_features(x, name, "x"), _to_tensor(y, name, "y")
         if yb.dim() == 0:  # one item, not a batch (a DataLoader with batch_size=None)
-            xb, yb = xb.unsqueeze(0), yb.reshape(1)
+            xb, yb = (xb[None] if isinstance(xb, Fields) else xb.unsqueeze(0)), yb.reshape(1)
         xs.append(xb)
         ys.append(yb)
     if not xs:
         return torch.empty(0), torch.empty(0, dtype=torch.int64)
-    return torch.cat(xs), torch.cat(ys).reshape(-1)
+    if isinstance(xs[0], Fields):
+        for k in xs[0].keys():
+            shapes = {tuple(x[k].shape[1:]) for x in xs}
+            if len(shapes) > 1:
+                raise InvalidDataError(
+                    f"{name}: the input {k!r} has shapes {sorted(shapes)} in different batches. "
+                    "Pad every item to one length (for example tokenizer(..., padding='max_length', "
+                    "max_length=...))."
+                )
+    return cat_features(xs), torch.cat(ys).reshape(-1)
 
 
 def _length(ds: Any, name: str) -> int:
@@ -266,10 +314,7 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
             "yourself and pass an (X, y) pair of arrays, a torch Dataset or a DataLoader."
         )
     if isinstance(obj, DataLoader):
-        if isinstance(obj.dataset, IterableDataset):
-            _length(obj.dataset, name)  # an endless stream is refused before it is read
-        with torch.random.fork_rng(devices=[]):  # a loader draws from torch's global RNG
-            return _collect_batches(obj, name, "DataLoader")
+        return _from_loader(obj, name)
     if isinstance(obj, Dataset):
         return _from_dataset(obj, name)
     if isinstance(obj, (tuple, list)):
@@ -287,39 +332,72 @@ def _raw_to_tensors(obj: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def module_modes(model: torch.nn.Module) -> list[bool]:
-    """The train/eval flag of every submodule of ``model``, in ``model.modules()`` order."""
-    return [m.training for m in model.modules()]
+def loader_order(loader: DataLoader, name: str = "data") -> list[int] | None:
+    """The dataset positions a DataLoader's items are read from: every item once, in a fixed order.
 
-
-def restore_modes(model: torch.nn.Module, modes: list[bool]) -> None:
-    """Set every submodule's train/eval flag back to ``modes`` (from :func:`module_modes`)."""
-    for m, training in zip(model.modules(), modes):
-        m.training = training
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """``model`` in eval mode inside the block; afterwards every submodule's own flag is back.
-
-    ``model.train(was_training)`` would set every submodule to the top-level flag, and a
-    BatchNorm the caller froze in eval mode inside a training model would come back training.
+    A deletion request is about specific items, so a loader's shuffling and ``drop_last``
+    are ignored: with the default sampler (or ``shuffle=True``) rum reads the whole dataset
+    in its own order; with a sampler that names its items (``SubsetRandomSampler``, or any
+    sampler with ``indices``) those items in the order given. Any other sampler (weighted,
+    with replacement, custom) is refused. ``None`` for an iterable dataset (read as it streams).
 
     Examples:
-        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
-        >>> _ = net[1].eval()
-        >>> with eval_mode(net):
-        ...     net.training
-        False
-        >>> net.training, net[1].training
-        (True, False)
+        >>> ds = torch.utils.data.TensorDataset(torch.zeros(5, 2), torch.zeros(5))
+        >>> loader_order(DataLoader(ds, batch_size=2, shuffle=True, drop_last=True))
+        [0, 1, 2, 3, 4]
+        >>> loader_order(DataLoader(ds, sampler=torch.utils.data.SubsetRandomSampler([4, 1])))
+        [4, 1]
     """
-    modes = module_modes(model)
-    model.eval()
-    try:
-        yield model
-    finally:
-        restore_modes(model, modes)
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    if isinstance(loader.dataset, IterableDataset):
+        return None
+    if loader.batch_sampler is not None and not isinstance(loader.batch_sampler, BatchSampler):
+        raise NotDataError(
+            f"{name}: the DataLoader uses a batch sampler of its own ({_describe(loader.batch_sampler)}), "
+            "which may skip or repeat items; rum reads every item of a deletion request exactly once. "
+            "Pass the Dataset itself, or a torch Subset of the items."
+        )
+    sampler = loader.sampler
+    n = _length(loader.dataset, name)
+    if isinstance(sampler, SequentialSampler) or (
+            isinstance(sampler, RandomSampler) and not sampler.replacement
+            and sampler.num_samples == n):
+        return list(range(n))
+    indices = getattr(sampler, "indices", None)
+    if indices is not None and not getattr(sampler, "replacement", False):
+        order = [int(i) for i in indices]
+        if len(set(order)) != len(order):
+            raise NotDataError(f"{name}: the DataLoader's sampler names some items twice.")
+        return order
+    raise NotDataError(
+        f"{name}: the DataLoader draws items with a {_describe(sampler)}, which may skip or repeat "
+        "them; rum reads every item of a deletion request exactly once. Pass the Dataset itself, "
+        "or a torch Subset (or a SubsetRandomSampler) naming the items."
+    )
+
+
+def _from_loader(loader: DataLoader, name: str) -> tuple[Features, torch.Tensor]:
+    """A DataLoader's items read once each in a fixed order, with its own collate function."""
+    order = loader_order(loader, name)
+    if order is None:  # an iterable dataset: as it streams, checked against its length
+        n = _length(loader.dataset, name)
+        fixed = DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn)
+        with torch.random.fork_rng(devices=[]):
+            X, y = _collect_batches(itertools.islice(fixed, n + 1), name, "DataLoader")
+        if len(y) != n:
+            raise InvalidDataError(
+                f"{name}: the IterableDataset declares {n} items (__len__) but yields "
+                f"{'more' if len(y) > n else len(y)}. rum reads every item of a deletion request "
+                "exactly once: make __len__ and __iter__ agree."
+            )
+        return X, y
+    if not order:
+        return torch.empty(0), torch.empty(0, dtype=torch.int64)
+    fixed = DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=order,
+                       collate_fn=loader.collate_fn, num_workers=0)
+    with torch.random.fork_rng(devices=[]):  # a loader draws from torch's global RNG
+        return _collect_batches(fixed, name, "DataLoader")
 
 
 def _check_same_length(n_x: int, n_y: int, name: str) -> None:
@@ -369,22 +447,17 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
             f"{name}: labels must be a 1-D array of class indices, got shape {tuple(y.shape)}. "
             "If they are one-hot, pass y.argmax(1)."
         )
-    if X.dim() == 0:
+    if not isinstance(X, Fields) and X.dim() == 0:
         raise InvalidDataError(f"{name}: X must have one row per item, got a scalar.")
     _check_same_length(X.shape[0], y.shape[0], name)
     if len(y) == 0:
         if not allow_empty:
             raise EmptyDataError(f"{name} is empty; it must contain at least one item.")
+        if isinstance(X, Fields):
+            return TensorData(X, y.long())
         return TensorData(X.float().reshape(0, *X.shape[1:]), y.long())
-    if X.dtype == torch.bool or X.is_complex():
-        raise InvalidDataError(f"{name}: features must be real numbers, got dtype {X.dtype}.")
-    if not X.is_floating_point() or X.dtype not in (torch.float32, torch.float64):
-        X = X.float()  # ints, half precision and float8 features are computed on in float32
-    if not _all_finite(X):
-        bad = int((~torch.isfinite(X)).reshape(len(X), -1).any(1).sum())
-        raise InvalidDataError(
-            f"{name}: {bad} item(s) have NaN or infinite features. Impute or drop them first."
-        )
+    X = Fields({k: _checked_features(v, name, f"X[{k!r}]") for k, v in X.items()}) \
+        if isinstance(X, Fields) else _checked_features(X, name, "X")
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         raise InvalidDataError(
             f"{name}: labels must be integers (class indices), got dtype {y.dtype}. "
@@ -397,6 +470,21 @@ def as_data(obj: Any, name: str = "data", *, allow_empty: bool = False) -> Tenso
             "Map your classes to 0..C-1 (for example with sklearn's LabelEncoder)."
         )
     return TensorData(X, y)
+
+
+def _checked_features(X: torch.Tensor, name: str, part: str) -> torch.Tensor:
+    """Real, finite features: floats in float32 or float64; integers and bools keep their dtype
+    (token ids and masks; a model that takes floats gets them cast when rum checks the fit)."""
+    if X.is_complex():
+        raise InvalidDataError(f"{name}: {part} must hold real numbers, got dtype {X.dtype}.")
+    if X.is_floating_point() and X.dtype not in (torch.float32, torch.float64):
+        X = X.float()  # half precision and float8 features are computed on in float32
+    if X.is_floating_point() and not _all_finite(X):
+        bad = int((~torch.isfinite(X)).reshape(len(X), -1).any(1).sum())
+        raise InvalidDataError(
+            f"{name}: {bad} item(s) have NaN or infinite features. Impute or drop them first."
+        )
+    return X
 
 
 def count_items(obj: Any, name: str = "data") -> int:
@@ -416,140 +504,9 @@ def count_items(obj: Any, name: str = "data") -> int:
         _check_same_length(len(obj[0]), len(obj[1]), name)
         return len(obj[1])
     if isinstance(obj, DataLoader):
-        # a loader yields what its sampler picks (a subset, with replacement...), not its dataset
-        batches = obj.batch_sampler
-        if isinstance(batches, BatchSampler) and not batches.drop_last and hasattr(batches.sampler, "__len__"):
-            return len(batches.sampler)
+        order = loader_order(obj, name)  # every item once, as as_data reads it
+        if order is not None:
+            return len(order)
     elif isinstance(obj, Dataset) and hasattr(obj, "__len__"):
         return len(obj)
     return len(as_data(obj, name, allow_empty=True))
-
-
-def is_logistic_regression(obj: Any) -> bool:
-    """Whether ``obj`` is a scikit-learn ``LogisticRegression`` (without importing sklearn eagerly)."""
-    mod = type(obj).__module__ or ""
-    if not mod.startswith("sklearn"):
-        return False
-    from sklearn.linear_model import LogisticRegression
-
-    return isinstance(obj, LogisticRegression)
-
-
-def check_model(model: Any, name: str = "model") -> torch.nn.Module:
-    """Raise :class:`NotAModelError` unless ``model`` is a ``torch.nn.Module`` with parameters."""
-    if not isinstance(model, torch.nn.Module):
-        hint = ""
-        if is_logistic_regression(model):
-            hint = (
-                " A fitted scikit-learn LogisticRegression is unlearned exactly by "
-                "rum.correct(model, rum.requests.delete(train_set, forget_positions), "
-                "train_set=train_set), which returns a corrected copy."
-            )
-        elif hasattr(model, "predict") and hasattr(model, "fit"):
-            hint = (
-                " Other scikit-learn estimators are not accepted; wrap the classifier as a "
-                "torch module, or use rum.correct for a fitted LogisticRegression."
-            )
-        raise NotAModelError(
-            f"{name} must be a torch.nn.Module (a trained classifier), got "
-            f"{type(model).__name__}.{hint}"
-        )
-    if not any(True for _ in model.parameters()):
-        raise NotAModelError(f"{name} has no parameters; there is nothing to unlearn.")
-    return model
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-def check_fits_model(model: torch.nn.Module, datasets: Mapping[str, TensorData]) -> int:
-    """Check that every dataset fits ``model``; return the number of classes.
-
-    The model's first output must be a ``(batch, n_classes)`` tensor of logits
-    for a batch of each dataset's first items, and every label must be below
-    ``n_classes``. The model's train/eval mode is restored afterwards.
-    """
-    n_classes: int | None = None
-    device, dtype = model_device(model), model_dtype(model)
-    with eval_mode(model):
-        for name, data in datasets.items():
-            if len(data) == 0:
-                continue
-            x = data.X[:2].to(device=device, dtype=dtype)
-            try:
-                with torch.no_grad():
-                    out = model(x)
-            except (RuntimeError, ValueError, IndexError, TypeError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise IncompatibleDataError(
-                    f"{name}: items of shape {tuple(data.feature_shape)} do not fit the model "
-                    f"(forward pass failed: {first}). Reshape the features to what the model "
-                    "was trained on."
-                ) from None
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            if not isinstance(out, torch.Tensor) or out.dim() != 2:
-                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise IncompatibleDataError(
-                    f"model: expected logits of shape (batch, n_classes) on {name}, got {shape}. "
-                    "rum works with classifiers that return one logit per class."
-                )
-            c = int(out.shape[1])
-            if n_classes is None:
-                n_classes = c
-            top = int(data.y.max())
-            if top >= c:
-                raise InvalidDataError(
-                    f"{name}: found label {top}, but the model outputs only {c} classes "
-                    f"(labels must be in 0..{c - 1})."
-                )
-    shapes = {name: d.feature_shape for name, d in datasets.items() if len(d)}
-    if len(set(shapes.values())) > 1:
-        raise IncompatibleDataError(
-            "data sets have different feature shapes: "
-            + ", ".join(f"{k}={v}" for k, v in shapes.items())
-            + ". All sets must have the features the model was trained on."
-        )
-    if n_classes is None:
-        raise EmptyDataError("all data sets are empty; nothing to check the model against.")
-    return n_classes
-
-
-@dataclass
-class Prepared:
-    """A call's inputs after validation: a private copy of the model and converted data."""
-
-    model: torch.nn.Module  # a private deep copy
-    forget: TensorData
-    retain: TensorData | None  # None when none was given, or it is empty
-    device: torch.device
-    seed: int
-    n_classes: int
-
-
-def prepare_call(model: Any, forget_set: Any, retain_set: Any, device: Any, random_state: Any) -> Prepared:
-    """Validate a call's model, data, device and seed, and copy the model; no work starts before this.
-
-    Shared by every public function that unlearns (:func:`rum.unlearn`,
-    :func:`rum.execute`, :func:`rum.plan` with a search policy).
-    """
-    check_model(model)
-    forget = as_data(forget_set, "forget_set")
-    retain = None if retain_set is None else as_data(retain_set, "retain_set", allow_empty=True)
-    dev = resolve_device(device)
-    seed = check_random_state(random_state)
-    sets = {"forget_set": forget}
-    if retain is not None and len(retain):
-        sets["retain_set"] = retain
-    n_classes = check_fits_model(model, sets)
-    if retain is not None and len(retain) == 0:
-        retain = None
-    return Prepared(copy.deepcopy(model), forget, retain, dev, seed, n_classes)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rum._data import TensorData, module_modes, restore_modes
+from rum._data import TensorData
+from rum._model import module_modes, restore_modes
 from rum._records import jsonable
 from rum._runtime.batchnorm import single_item_batchnorm
 from rum._runtime.context import NonFiniteLossError, RunContext

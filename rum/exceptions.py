@@ -18,6 +18,7 @@ __all__ = [
     "EmptyDataError",
     "InvalidDataError",
     "IncompatibleDataError",
+    "ModelOutputError",
     "InvalidDeviceError",
     "UnknownScorerError",
     "UnknownGroupingError",
@@ -69,6 +70,10 @@ class InvalidDataError(RumError, ValueError):
 
 class IncompatibleDataError(RumError, ValueError):
     """The data does not fit the model (feature shape, number of classes)."""
+
+
+class ModelOutputError(RumError, TypeError):
+    """The model's output is not logits rum can read; name them with ``output=``."""
 
 
 class InvalidDeviceError(RumError, ValueError):

@@ -60,7 +60,7 @@ def untimed(report):
 
 def planning_context(model, forget, retain, *, seed=0, profile=None, retain_guard=0.5):
     """A search policy's planning context on ``model`` and data, as ``rum.unlearn`` makes it."""
-    from rum._data import prepare_call
+    from rum._model import prepare_call
     from rum.policies import PlanningContext
 
     prep = prepare_call(model, forget, retain, "cpu", seed)

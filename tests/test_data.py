@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from rum._data import TensorData, as_data, check_fits_model, count_items
+from rum._data import TensorData, as_data, count_items
+from rum._model import check_fits_model
 from rum.exceptions import (
     EmptyDataError,
     IncompatibleDataError,
@@ -64,13 +65,23 @@ def test_count_items_counts_every_form_like_as_data(obj):
     assert count_items(obj, "train_set") == len(as_data(obj, "train_set")) == len(Y)
 
 
-def test_count_items_counts_what_a_loader_yields():
-    from torch.utils.data import SubsetRandomSampler
+def test_a_loader_is_read_once_per_item_in_a_fixed_order():
+    """drop_last and shuffling never drop or reorder items; a sampler that names items is read
+    in its order; a sampler that may skip or repeat items is refused."""
+    from torch.utils.data import SubsetRandomSampler, WeightedRandomSampler
 
     ds = TensorDataset(torch.tensor(X), torch.tensor(Y))
-    for loader in (DataLoader(ds, sampler=SubsetRandomSampler([0, 2, 4])),
-                   DataLoader(ds, batch_size=4, drop_last=True)):
-        assert count_items(loader, "train_set") == len(as_data(loader, "train_set")) < len(Y)
+    subset = DataLoader(ds, sampler=SubsetRandomSampler([4, 0, 2]))
+    assert count_items(subset, "train_set") == 3
+    assert as_data(subset, "train_set").y.tolist() == [Y[4], Y[0], Y[2]]
+    for loader in (DataLoader(ds, batch_size=4, drop_last=True),
+                   DataLoader(ds, batch_size=4, shuffle=True, drop_last=True)):
+        d = as_data(loader, "train_set")
+        assert count_items(loader, "train_set") == len(d) == len(Y)
+        assert torch.equal(d.X, torch.tensor(X)) and d.y.tolist() == Y.tolist()
+    weighted = DataLoader(ds, sampler=WeightedRandomSampler([1.0] * 6, 6))
+    with pytest.raises(NotDataError, match="WeightedRandomSampler.*exactly once"):
+        as_data(weighted, "forget_set")
 
 
 def test_count_items_checks_pair_lengths():
@@ -98,10 +109,18 @@ def test_result_does_not_alias_the_callers_arrays():
     assert torch.equal(t, torch.tensor(X))
 
 
-def test_integer_features_become_float_and_float64_is_kept():
+def test_integer_features_keep_their_dtype_until_a_model_needs_floats():
+    from rum._model import fit_to_model
+
     d = as_data((X.astype(np.int64), Y))
-    assert d.X.dtype == torch.float32
+    assert d.X.dtype == torch.int64  # token ids and category codes stay integers
     assert as_data((X.astype(np.float64), Y)).X.dtype == torch.float64
+    assert as_data((X > 3, Y)).X.dtype == torch.bool
+    # a model that computes on floats gets them cast; one with an embedding keeps them
+    mlp = torch.nn.Linear(4, 3)
+    assert fit_to_model(mlp, {"forget_set": d})[1]["forget_set"].X.dtype == torch.float32
+    emb = torch.nn.Sequential(torch.nn.Embedding(30, 2), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    assert fit_to_model(emb, {"forget_set": d})[1]["forget_set"].X.dtype == torch.int64
 
 
 def test_batches_cover_every_item_once_and_shuffle_is_seeded():
@@ -149,16 +168,22 @@ def test_bad_data_raises_a_typed_error_naming_the_argument(obj, error, words):
     assert isinstance(info.value, (ValueError, TypeError))
 
 
-def test_a_dataset_of_dicts_is_rejected_with_a_hint():
+def test_a_dataset_of_dicts_reads_its_labels_key_or_says_how():
     class Dicts(torch.utils.data.Dataset):
+        def __init__(self, key):
+            self.key = key
+
         def __len__(self):
             return 2
 
         def __getitem__(self, i):
-            return {"x": X[i], "y": Y[i]}
+            return {"input_ids": X[i].astype(np.int64), "attention_mask": np.ones(4, int), self.key: Y[i]}
 
-    with pytest.raises(NotDataError, match=r"\(x, y\)"):
-        as_data(Dicts(), "retain_set")
+    d = as_data(Dicts("labels"), "retain_set")
+    assert sorted(d.X.keys()) == ["attention_mask", "input_ids"] and d.y.tolist() == Y[:2].tolist()
+    assert d.X["input_ids"].dtype == torch.int64 and len(d.X) == 2
+    with pytest.raises(NotDataError, match="without a label: give it a 'labels' key"):
+        as_data(Dicts("y"), "retain_set")
 
 
 def test_empty_is_allowed_when_asked():

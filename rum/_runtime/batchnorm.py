@@ -1,4 +1,4 @@
-"""BatchNorm and batches of one item: what a training-mode BatchNorm does with a single value."""
+"""BatchNorm while a model trains: batches of one item, and layers the caller froze."""
 
 from __future__ import annotations
 
@@ -31,9 +31,15 @@ class _Hooks:
 
 @contextlib.contextmanager
 def single_item_batchnorm(*models: torch.nn.Module) -> Iterator[_Hooks]:
-    """Inside the block, a training-mode BatchNorm given one value per channel (a batch of one
-    item to a ``BatchNorm1d``) normalises with its running statistics, as in eval mode, and
-    leaves them unchanged, where torch would raise. Every other batch is normalised as usual.
+    """Inside the block, a training-mode BatchNorm normalises with its running statistics, as in
+    eval mode, and leaves them unchanged, when
+
+    * it is given one value per channel (a batch of one item to a ``BatchNorm1d``), where
+      torch would raise; or
+    * the caller froze it: its weight and bias have ``requires_grad=False``. What the caller
+      froze stays frozen, its running statistics included.
+
+    Every other batch is normalised as usual.
     The hooks are removed at the end; a copy of the model made inside the block carries
     them too: ``hooks.strip(copy)`` removes them there.
 
@@ -52,8 +58,12 @@ def single_item_batchnorm(*models: torch.nn.Module) -> Iterator[_Hooks]:
     flipped: list[_BatchNorm] = []
 
     def before(module: _BatchNorm, args: tuple) -> None:
-        if (module.training and module.track_running_stats and args
-                and isinstance(args[0], torch.Tensor) and _one_value_per_channel(args[0])):
+        if not (module.training and module.track_running_stats):
+            return
+        frozen = any(True for _ in module.parameters()) and not any(
+            p.requires_grad for p in module.parameters())
+        one_value = bool(args) and isinstance(args[0], torch.Tensor) and _one_value_per_channel(args[0])
+        if frozen or one_value:
             module.training = False
             flipped.append(module)
 

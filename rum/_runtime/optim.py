@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from rum._data import TensorData
+from rum._fields import cat_features
+from rum._model import forward, pick_logits
 from rum._runtime.context import RunContext
 from rum._validation import Interval, Options
 
@@ -59,8 +61,7 @@ def optimise(
 
 
 def logits(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    out = model(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
+    return pick_logits(forward(model, x))
 
 
 def cross_entropy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -91,7 +92,7 @@ def paired_cross_entropy(
     """
     if not joint:
         return cross_entropy(model, x1, y1), cross_entropy(model, x2, y2)
-    out = logits(model, torch.cat([x1, x2]))
+    out = logits(model, cat_features([x1, x2]))
     return F.cross_entropy(out[: len(x1)], y1), F.cross_entropy(out[len(x1):], y2)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rum._data import eval_mode, model_device, model_dtype
+from rum._data import move
+from rum._model import eval_mode, forward, model_device, model_dtype, pick_logits
 from rum.exceptions import InvalidParameterError
 
 __all__ = [
@@ -33,8 +34,7 @@ def predict_logits(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 10
     out = []
     with eval_mode(model):
         for start in range(0, len(X), batch_size):
-            o = model(X[start : start + batch_size].to(device=device, dtype=dtype))
-            o = o[0] if isinstance(o, (tuple, list)) else o
+            o = pick_logits(forward(model, move(X[start : start + batch_size], device, dtype)))
             out.append(o.detach().float().cpu())
     if not out:
         return torch.empty(0, 0)

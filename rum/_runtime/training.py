@@ -13,7 +13,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rum._data import TensorData, as_data, check_fits_model, check_model, model_dtype
+from rum._data import TensorData, as_data
+from rum._model import check_model, fit_to_model, forward, model_dtype, pick_logits, select_output
 from rum._runtime.batchnorm import single_item_batchnorm
 from rum._runtime.context import RunContext
 from rum._runtime.optim import OPTIM_CONSTRAINTS, make_optimizer, optimise
@@ -49,8 +50,7 @@ def fit_loop(
     for epoch in range(epochs):
         for idx in data.shuffled_batches(batch_size, ctx.generator):
             x, y = data.X[idx], data.y[idx]
-            out = model(x)
-            out = out[0] if isinstance(out, (tuple, list)) else out
+            out = pick_logits(forward(model, x))
             loss = F.cross_entropy(out, y)
             for cb in callbacks:
                 cb(epoch, idx, out.detach(), y)
@@ -74,6 +74,7 @@ def fit(
     device: Any = "auto",
     random_state: Any = 0,
     callbacks: Sequence[BatchCallback] = (),
+    output: Any = None,
 ) -> torch.nn.Module:
     """Train a classifier in place with cross-entropy and return it (in eval mode).
 
@@ -92,6 +93,9 @@ def fit(
             state is left as it was.
         callbacks: functions ``cb(epoch, indices, logits, targets)`` called on every
             batch before the optimiser step; ``indices`` are positions in ``train_set``.
+        output: which part of the model's output holds the logits, when it is not a
+            tensor, an object with ``.logits`` or a dict with ``"logits"``: an index, a
+            key, or a function of the output.
 
     Examples:
         >>> import torch, numpy as np, rum
@@ -119,9 +123,10 @@ def fit(
     dev = resolve_device(device)
     seed = check_random_state(random_state)
     model.to(dev)
-    n_classes = check_fits_model(model, {"train_set": data})
+    n_classes, sets = fit_to_model(model, {"train_set": data}, output)
+    data = sets["train_set"]
     data = data.to(dev, model_dtype(model))
-    with seeded(seed, dev) as gen, single_item_batchnorm(model):
+    with seeded(seed, dev) as gen, single_item_batchnorm(model), select_output(model, output):
         ctx = RunContext(device=dev, generator=gen, seed=seed, n_classes=n_classes)
         fit_loop(
             model,

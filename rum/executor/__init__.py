@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._data import TensorData, model_dtype, prepare_call
+from rum._data import TensorData
+from rum._model import model_dtype, prepare_call
 from rum._runner import StepResult, run_step
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD, RetainGuard
 from rum._runtime.predict import accuracy_on
@@ -180,6 +181,8 @@ def execute(
     random_state: Any = None,
     progress: bool | None = None,
     retain_guard: float | None = RETAIN_GUARD,
+    output: Any = None,
+    overlap: str = "error",
 ) -> UnlearnResult:
     """Run a plan on a copy of ``model`` and return the result.
 
@@ -193,7 +196,7 @@ def execute(
     the second check off; a step that trips it after an epoch and has lost
     90 % of that accuracy, or not improved since the previous epoch, is
     stopped early, and ``retrain`` is never checked. ``device``,
-    ``random_state`` and ``progress`` are as in :func:`rum.unlearn`.
+    ``random_state``, ``progress``, ``output`` and ``overlap`` are as in :func:`rum.unlearn`.
 
     Examples:
         >>> result = rum.execute(plan, model, forget_set, retain_set)  # doctest: +SKIP
@@ -203,7 +206,8 @@ def execute(
         {"plan": [InstanceOf((Plan,), "a rum.Plan")], "retain_guard": GUARD_CONSTRAINT},
         "rum.execute",
     )
-    prep = prepare_call(model, forget_set, retain_set, device, random_state)
+    prep = prepare_call(model, forget_set, retain_set, device, random_state, output=output,
+                        overlap=overlap)
     if plan.n_forget and plan.n_forget != len(prep.forget):
         raise InvalidParameterError(
             f"plan was made for {plan.n_forget} forget items but forget_set has {len(prep.forget)}."
@@ -215,7 +219,7 @@ def execute(
         )
     if profile is None:
         profile = _profile_data(prep.model, prep.forget, prep.retain, prep.seed)
-    return run_plan(
+    result = run_plan(
         plan,
         prep.model,
         prep.forget,
@@ -227,4 +231,5 @@ def execute(
         progress=progress,
         retain_guard=retain_guard,
     )
-
+    prep.release(result.model)
+    return result

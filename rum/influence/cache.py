@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from rum._data import as_data, check_fits_model, check_model
+from rum._data import as_data
+from rum._model import check_model, fit_to_model
 from rum._validation import resolve_device
 from rum.exceptions import InvalidParameterError
 from rum.influence.hvp import ParamSpace
@@ -164,7 +165,7 @@ def cache_hessian(
     else:
         check_model(model)
         train = as_data(train_set, "train_set")
-    check_fits_model(model, {"train_set": train})
+    train = fit_to_model(model, {"train_set": train})[1]["train_set"]
     ws = build_workspace(model, parameters, [train], resolve_device(device))
     if ws.space.size > 20000:
         raise InvalidParameterError(

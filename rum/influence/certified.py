@@ -41,7 +41,8 @@ from typing import Any
 import torch
 from torch.func import functional_call, jacrev
 
-from rum._data import as_data, check_fits_model, check_model
+from rum._data import as_data
+from rum._model import check_model, fit_to_model
 from rum._records import jsonable
 from rum._validation import check_random_state
 from rum.exceptions import IneligibleModelError, InvalidParameterError
@@ -252,8 +253,8 @@ def fit_certified(
         1.0
     """
     check_model(model)
-    data = as_data(train_set, "train_set")
-    n_classes = check_fits_model(model, {"train_set": data})
+    n_classes, sets = fit_to_model(model, {"train_set": as_data(train_set, "train_set")})
+    data = sets["train_set"]
     if not sigma >= 0:
         raise InvalidParameterError(f"sigma must be >= 0, got {sigma!r}.")
     space = ParamSpace.of(model, select_parameters(model))

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data
+from rum._model import check_model, fit_to_model
 from rum.exceptions import InvalidParameterError
 from rum.influence.hvp import ParamSpace, select_parameters
 from rum.influence.linear import BinaryLogit, is_linear_model
@@ -63,8 +64,7 @@ def fit_convex(
     check_model(model)
     if not is_linear_model(model):
         raise InvalidParameterError("fit_convex trains linear models only (one nn.Linear).")
-    data = as_data(train_set, "train_set")
-    check_fits_model(model, {"train_set": data})
+    data = fit_to_model(model, {"train_set": as_data(train_set, "train_set")})[1]["train_set"]
     if method not in ("newton", "lbfgs"):
         raise InvalidParameterError(f"method must be 'newton' or 'lbfgs', got {method!r}.")
     work = copy.deepcopy(model).double().eval()

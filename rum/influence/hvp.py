@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, vmap
 
+from rum._model import pick_logits
 from rum.exceptions import InvalidParameterError
 
 __all__ = [
@@ -148,9 +149,7 @@ def batch_loss_fn(
     """
 
     def f(theta: torch.Tensor) -> torch.Tensor:
-        out = functional_call(model, {**fixed, **space.unflatten(theta)}, (x,))
-        if isinstance(out, (tuple, list)):
-            out = out[0]
+        out = pick_logits(functional_call(model, {**fixed, **space.unflatten(theta)}, (x,)))
         return weight * F.cross_entropy(out, y, reduction="sum")
 
     return f

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rum._data import TensorData, as_data, is_logistic_regression
+from rum._data import TensorData, as_data
+from rum._model import is_logistic_regression
 from rum.exceptions import IneligibleModelError, InvalidDataError, InvalidParameterError
 from rum.influence import certified as cert
 from rum.influence.linear import BinaryLogit

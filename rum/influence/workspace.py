@@ -10,7 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rum._data import TensorData, model_dtype
+from rum._data import Fields, TensorData
+from rum._model import model_dtype
+from rum.exceptions import InvalidDataError
 from rum.influence.features import tail_view
 from rum.influence.hvp import ParamSpace, select_parameters
 from rum.influence.linear import is_linear_model
@@ -88,6 +90,12 @@ def build_workspace(
         >>> ws.linear_tail, ws.data[0].X.shape, ws.data[0].X.dtype
         (True, torch.Size([5, 4]), torch.float64)
     """
+    if any(isinstance(d.X, Fields) for d in datasets):
+        raise InvalidDataError(
+            "influence corrections work on one tensor of features per item; this data has named "
+            "inputs (a text model's input_ids...). Use a gradient unlearner (finetune, neggrad+, "
+            "scrub...) for such models."
+        )
     dtype_out = model_dtype(model)
     work = _copy.deepcopy(model) if copy else model
     work = work.to(device).eval()

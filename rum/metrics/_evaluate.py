@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data
+from rum._model import check_model, fit_to_model, select_output
 from rum._records import jsonable, table
 from rum._validation import check_random_state
 from rum.metrics.functional import (
@@ -109,10 +110,13 @@ class EvaluationReport:
         )
 
 
-def _scores(model: torch.nn.Module, forget: TensorData, retain: TensorData, test: TensorData, seed: int) -> ModelScores:
-    lf = predict_logits(model, forget.X)
-    lr = predict_logits(model, retain.X)
-    lt = predict_logits(model, test.X)
+def _scores(model: torch.nn.Module, sets: dict[str, TensorData], seed: int, output: Any) -> ModelScores:
+    _, sets = fit_to_model(model, sets, output)
+    forget, retain, test = sets["forget_set"], sets["retain_set"], sets["test_set"]
+    with select_output(model, output):
+        lf = predict_logits(model, forget.X)
+        lr = predict_logits(model, retain.X)
+        lt = predict_logits(model, test.X)
     mia = mia_score(
         true_label_confidence(lr, retain.y),
         true_label_confidence(lt, test.y),
@@ -136,6 +140,7 @@ def evaluate(
     reference: Any = None,
     name: str = "model",
     random_state: int = 0,
+    output: Any = None,
 ) -> EvaluationReport:
     """Accuracies, a membership-inference score and, with a reference, ToW and ToW-MIA.
 
@@ -152,6 +157,9 @@ def evaluate(
             :class:`UnlearnResult`). Adds gaps, ToW and ToW-MIA.
         name: a label for the printed table.
         random_state: seed for the attack's subsampling.
+        output: which part of the models' output holds the logits, when it is not a
+            tensor, an object with ``.logits`` or a dict with ``"logits"``: an index, a
+            key, or a function of the output (the same for ``model`` and ``reference``).
 
     Examples:
         >>> import rum
@@ -164,13 +172,10 @@ def evaluate(
     test = as_data(test_set, "test_set")
     seed = check_random_state(random_state)
     sets = {"forget_set": forget, "retain_set": retain, "test_set": test}
-    check_fits_model(model, sets)
-    mine = _scores(model, forget, retain, test, seed)
+    mine = _scores(model, sets, seed, output)
     if reference is None:
         return EvaluationReport(model=mine, name=name)
-    ref_model = _unwrap(reference, "reference")
-    check_fits_model(ref_model, sets)
-    ref = _scores(ref_model, forget, retain, test, seed)
+    ref = _scores(_unwrap(reference, "reference"), sets, seed, output)
     gaps = {k: abs(getattr(mine, k) - getattr(ref, k)) for k in ("forget", "retain", "test", "mia")}
     return EvaluationReport(
         model=mine,

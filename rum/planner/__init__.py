@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rum._data import as_data, prepare_call
+from rum._data import as_data
+from rum._model import prepare_call
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
 from rum._validation import Interval, Options, check_random_state, validate_params
@@ -56,6 +57,8 @@ def plan(
     random_state: Any = 0,
     retain_guard: float | None = RETAIN_GUARD,
     progress: bool | None = None,
+    output: Any = None,
+    overlap: str = "error",
 ) -> Plan:
     """Turn a profile into an ordered plan of unlearning steps, without running it.
 
@@ -90,6 +93,10 @@ def plan(
             do not run anything: set it where the plan runs.
         progress: show a search policy's progress bar; ``None`` shows it only on
             a terminal.
+        output: for a search policy, which part of the model's output holds the
+            logits (as in :func:`rum.unlearn`).
+        overlap: for a search policy, what to do with retain items equal to forget
+            items (as in :func:`rum.unlearn`).
 
     Examples:
         >>> import numpy as np, rum
@@ -118,7 +125,8 @@ def plan(
                 f"policy {pol.label!r} tries unlearners on the data: pass model=, forget_set= and "
                 "retain_set= to rum.plan (rum.unlearn does this for you)."
             )
-        prep = prepare_call(model, forget_set, retain_set, device, seed)
+        prep = prepare_call(model, forget_set, retain_set, device, seed, output=output,
+                            overlap=overlap)
         if len(prep.forget) != len(profile):
             raise InvalidParameterError(
                 f"the profile has {len(profile)} items but forget_set has {len(prep.forget)}."

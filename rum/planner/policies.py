@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rum._data import Prepared, TensorData, model_dtype
+from rum._data import TensorData
+from rum._model import Prepared, model_dtype
 from rum._registry import Registry
 from rum._runner import EpochHook, StepResult, StepRun, run_step
 from rum._runtime.guard import RetainGuard

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data
+from rum._model import check_model, fit_to_model, select_output
 from rum._validation import Interval, check_random_state, did_you_mean, validate_params
 from rum.exceptions import InvalidParameterError, RetainRequiredError
 from rum.profiler._profile import GroupSummary, Profile
@@ -248,6 +249,7 @@ def profile(
     n_groups: int = 3,
     batch_size: int = 1024,
     random_state: Any = None,
+    output: Any = None,
 ) -> Profile:
     """Score every forget item by memorization and entanglement, and group the forget set.
 
@@ -278,6 +280,10 @@ def profile(
         n_groups: groups to form (at most the forget-set size).
         batch_size: items per forward pass.
         random_state: seed (used by randomised groupings); recorded in the profile.
+        output: which part of the model's output holds the logits, when it is not a
+            tensor, an object with ``.logits`` or a dict with ``"logits"``: an index
+            (``1`` for a model returning ``(features, logits)``), a key, or a function of
+            the output.
 
     Returns:
         Profile: per-item scores and groups (group 0 easiest), with per-group
@@ -295,16 +301,18 @@ def profile(
     sets = {"forget_set": forget}
     if retain is not None and len(retain):
         sets["retain_set"] = retain
-    check_fits_model(model, sets)
-    return _profile_data(
-        model,
-        forget,
-        retain,
-        check_random_state(random_state),
-        memorization=memorization,
-        entanglement=entanglement,
-        embedding_layer=embedding_layer,
-        grouping=grouping,
-        n_groups=n_groups,
-        batch_size=batch_size,
-    )
+    _, sets = fit_to_model(model, sets, output)
+    forget, retain = sets["forget_set"], sets.get("retain_set", retain)
+    with select_output(model, output):
+        return _profile_data(
+            model,
+            forget,
+            retain,
+            check_random_state(random_state),
+            memorization=memorization,
+            entanglement=entanglement,
+            embedding_layer=embedding_layer,
+            grouping=grouping,
+            n_groups=n_groups,
+            batch_size=batch_size,
+        )

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rum._data import TensorData, model_device, model_dtype, module_modes, restore_modes
+from rum._data import TensorData, move
+from rum._model import forward, model_device, model_dtype, module_modes, pick_logits, restore_modes
 from rum._validation import did_you_mean
 from rum.exceptions import EmbeddingLayerError
 
@@ -148,8 +149,7 @@ class EmbeddingCapture:
         if self._handle is None:
             raise RuntimeError("EmbeddingCapture must be used inside a 'with' block.")
         self.last = None
-        out = self.model(x.to(device=model_device(self.model), dtype=model_dtype(self.model)))
-        out = out[0] if isinstance(out, (tuple, list)) else out
+        out = pick_logits(forward(self.model, move(x, model_device(self.model), model_dtype(self.model))))
         if self.last is None:
             raise EmbeddingLayerError(
                 f"the embedding layer {self.name!r} was not called during the forward pass. "

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rum._model import pick_logits
 from rum._records import jsonable, load_json, save_json
 from rum.exceptions import InvalidParameterError
 
@@ -84,7 +85,7 @@ def input_curvature(
         >>> input_curvature(net, torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)).shape
         (4,)
     """
-    from rum._data import model_device, model_dtype, module_modes, restore_modes
+    from rum._model import model_device, model_dtype, module_modes, restore_modes
 
     dev, dt = model_device(model), model_dtype(model)
     modes = module_modes(model)
@@ -100,8 +101,7 @@ def input_curvature(
 
             def grad_at(x: torch.Tensor, yb: torch.Tensor = yb) -> torch.Tensor:
                 x = x.detach().requires_grad_(True)
-                o = model(x)
-                o = o[0] if isinstance(o, (tuple, list)) else o
+                o = pick_logits(model(x))
                 loss = F.cross_entropy(o.float(), yb, reduction="sum")
                 (g,) = torch.autograd.grad(loss, x)
                 return g

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from rum._data import TensorData, eval_mode
+from rum._data import TensorData
+from rum._model import eval_mode
 from rum._runtime.context import RunContext
-from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, make_optimizer
+from rum._runtime.optim import OPTIM_CONSTRAINTS, cross_entropy, logits, make_optimizer
 from rum._validation import Interval
 from rum.unlearners._training import relabelled_mix, retain_sample_size
 from rum.unlearners.base import Unlearner, UnlearnerTags
@@ -28,9 +29,7 @@ def forget_gradients(
     params = [p for _, p in named]
     total = [torch.zeros_like(p) for p in params]
     for x, y in forget.batches(batch_size):
-        out = model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        loss = torch.nn.functional.cross_entropy(out, y, reduction="sum")
+        loss = torch.nn.functional.cross_entropy(logits(model, x), y, reduction="sum")
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         for acc, g in zip(total, grads, strict=True):
             if g is not None:
