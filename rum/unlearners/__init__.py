@@ -4,7 +4,7 @@ constraints :class:`Interval` and :class:`Options`)."""
 
 from rum._runtime.context import RunContext
 from rum._validation import Interval, Options
-from rum.unlearners.base import Unlearner, UnlearnerTags
+from rum.unlearners.base import SCENARIOS, Unlearner, UnlearnerTags
 from rum.unlearners.registry import (
     get_unlearner,
     list_unlearners,
@@ -23,10 +23,12 @@ from rum.unlearners.random_label import RandomLabel
 from rum.unlearners.retrain import Retrain
 from rum.unlearners.salun import SalUn
 from rum.unlearners.scrub import SCRUB
+from rum.unlearners.ssd import SSD, FisherImportances, fisher_importances
 
 __all__ = [
     "Unlearner",
     "UnlearnerTags",
+    "SCENARIOS",
     "RunContext",
     "Interval",
     "Options",
@@ -44,4 +46,7 @@ __all__ = [
     "SalUn",
     "SCRUB",
     "Influence",
+    "SSD",
+    "FisherImportances",
+    "fisher_importances",
 ]
