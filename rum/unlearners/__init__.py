@@ -13,7 +13,8 @@ from rum.unlearners.registry import (
 )
 
 # the built-ins register themselves on import
-from rum.unlearners.finetune import Finetune  # noqa: I001
+from rum.unlearners.bad_teacher import BadTeacher  # noqa: I001
+from rum.unlearners.finetune import Finetune
 from rum.unlearners.influence import Influence
 from rum.unlearners.l1_sparse import L1Sparse
 from rum.unlearners.neggrad import NegGrad
@@ -47,6 +48,7 @@ __all__ = [
     "SCRUB",
     "Influence",
     "SSD",
+    "BadTeacher",
     "FisherImportances",
     "fisher_importances",
 ]
