@@ -14,6 +14,7 @@ from rum.unlearners.registry import (
 
 # the built-ins register themselves on import
 from rum.unlearners.bad_teacher import BadTeacher  # noqa: I001
+from rum.unlearners.boundary_shrink import BoundaryShrink
 from rum.unlearners.finetune import Finetune
 from rum.unlearners.influence import Influence
 from rum.unlearners.l1_sparse import L1Sparse
@@ -49,6 +50,7 @@ __all__ = [
     "Influence",
     "SSD",
     "BadTeacher",
+    "BoundaryShrink",
     "FisherImportances",
     "fisher_importances",
 ]
