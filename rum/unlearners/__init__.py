@@ -26,6 +26,7 @@ from rum.unlearners.retrain import Retrain
 from rum.unlearners.salun import SalUn
 from rum.unlearners.scrub import SCRUB
 from rum.unlearners.ssd import SSD, FisherImportances, fisher_importances
+from rum.unlearners.unsir import UNSIR
 
 __all__ = [
     "Unlearner",
@@ -51,6 +52,7 @@ __all__ = [
     "SSD",
     "BadTeacher",
     "BoundaryShrink",
+    "UNSIR",
     "FisherImportances",
     "fisher_importances",
 ]
