@@ -126,13 +126,13 @@ def fisher_importances(model: torch.nn.Module, data: Any, *, ctx: RunContext | N
 
     Compute it once on the training set after training, save it
     (:meth:`FisherImportances.save`), and pass it to ``ssd`` as
-    ``retain_importances`` to unlearn later without the retain data.
+    ``train_importances`` to unlearn later without the retain data.
 
     Args:
         model: the trained model (its device is used).
         data: ``(X, y)`` arrays or tensors, a torch ``Dataset`` or a
             :class:`rum.TensorData`.
-        ctx: a run context to report progress to (one step per chunk), or ``None``.
+        ctx: a run context to report one finished step to, or ``None``.
 
     Examples:
         >>> import torch
