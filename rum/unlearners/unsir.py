@@ -48,9 +48,10 @@ def error_maximising_noise(
     For every class ``c`` among the forget items' labels, ``min(per_class,
     n_c)`` noise inputs are learnt, where ``n_c`` is the number of forget items
     labelled ``c``; they are returned cycled to ``n_c`` items, all labelled
-    ``c`` (so the noise stands in for the forget items class by class). A noise input is ``mean + std * z`` with the per-feature mean and
-    standard deviation of ``reference`` (so it lives on the data's scale, and
-    features that never vary stay fixed); ``z`` starts as standard normal
+    ``c`` (so the noise stands in for the forget items class by class). A
+    noise input is ``mean + std * z`` with the per-feature mean and standard
+    deviation of ``reference`` (so it lives on the data's scale, and features
+    that never vary stay fixed); ``z`` starts as standard normal
     noise drawn with ``ctx.generator`` and takes ``steps`` Adam steps (rate
     ``lr``) on ``-CE(model(noise), c) + reg * mean(z ** 2)``: the model's error
     on class ``c`` is made as large as the penalty allows (Tarun et al.,
