@@ -25,9 +25,12 @@ class ClasswiseTask:
     test: tuple[np.ndarray, np.ndarray]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture()
 def one_thread():
-    """Tiny models: torch's threads only add overhead, and on a shared machine a lot of it."""
+    """Tiny models: torch's threads only add overhead, and on a shared machine a lot of it.
+
+    Not automatic: a test that compares weights bit for bit with a session fixture built
+    under another thread count would see float sums rounded differently."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -14,6 +14,8 @@ from rum.unlearners import BadTeacher
 from rum.unlearners.bad_teacher import frozen_copy, teacher_targets
 from tests.unlearners.conftest import assert_forgets_the_class, classwise_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def kl_by_hand(student_logits, teacher_logits, T):
     """``T^2 * KL(teacher || student)`` per item, written out, averaged over the items."""

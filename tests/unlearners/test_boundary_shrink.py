@@ -15,6 +15,8 @@ from rum.unlearners import BoundaryShrink
 from rum.unlearners.boundary_shrink import neighbour_labels
 from tests.unlearners.conftest import assert_forgets_the_class, classwise_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def neighbours_by_hand(model, X, y, epsilon):
     """One item at a time: an FGSM step of epsilon * std(X), then the best class other than y."""

@@ -16,6 +16,8 @@ from rum.unlearners import SSD, FisherImportances, fisher_importances
 from rum.unlearners.ssd import _squared_gradients_loop, dampen, retain_share
 from tests.unlearners.conftest import assert_forgets_the_class, classwise_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def brute_force_importances(model, X, y):
     """The slow, obvious reference: one backward pass per item, squared, averaged."""

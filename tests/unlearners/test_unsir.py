@@ -15,6 +15,8 @@ from rum.unlearners import UNSIR
 from rum.unlearners.unsir import error_maximising_noise
 from tests.unlearners.conftest import assert_forgets_the_class, classwise_scores
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def two_class_split():
     """Forget every training item labelled 3 or 7; the retain set holds no 0, 3 or 7."""
