@@ -26,10 +26,14 @@ def unlearners_markdown() -> str:
         "passes the conformance kit `rum.testing.check_unlearner`, and documents each "
         "default's origin in its docstring. Cost class: `none` (free), `low` (a few passes "
         "over the forget set), `medium` (passes over the retain set), `high` (about a full "
-        "retrain).",
+        "retrain). Suits: the forget scenarios the method is made for or its source papers "
+        "evaluate it on (`tags.suits`): `class-wise` (every item of some classes), `sub-class` "
+        "(a sub-population of a class), `random` (items drawn at random), `mixed` (memorized "
+        "items such as mislabeled ones together with ordinary items, as in the RUM paper).",
         "",
-        "| name | class | what it does | needs retain | cost class | stochastic | source paper |",
-        "|---|---|---|---|---|---|---|",
+        "| name | class | what it does | needs retain | cost class | stochastic | suits "
+        "| source paper |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in UNLEARNERS.names():
         cls = UNLEARNERS.get(name)
@@ -39,7 +43,8 @@ def unlearners_markdown() -> str:
         summary = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".") if cls.__doc__ else ""
         lines.append(
             f"| `{name}` | `{cls.__name__}` | {summary} | {'yes' if t.requires_retain else 'no'} "
-            f"| {t.cost} | {'yes' if t.stochastic else 'no'} | {t.source} |"
+            f"| {t.cost} | {'yes' if t.stochastic else 'no'} | {', '.join(t.suits) or '-'} "
+            f"| {t.source} |"
         )
     lines.append("")
     return "\n".join(lines)

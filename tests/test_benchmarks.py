@@ -293,7 +293,8 @@ def test_each_section_is_on_the_page_its_script_writes_to(tmp_path):
                         ("rum-suite-auto-budget", "budget"), ("rum-suite-large-budget", "budget"),
                         ("auto-targets", "auto"), ("auto-targets-quick", "auto"),
                         ("memorization-sources", "memorization-sources"), ("profiler", "profiler"),
-                        ("unlearners", "unlearners"), ("influence", "influence")):
+                        ("unlearners", "unlearners"), ("unlearners-defaults", "unlearners"),
+                        ("influence", "influence")):
         assert page(name) == docs / "benchmarks" / f"{where}.md", name
     # every page a section can go to exists and is in the site's nav
     nav = (docs.parent / "mkdocs.yml").read_text()
@@ -315,6 +316,21 @@ def test_each_section_is_on_the_page_its_script_writes_to(tmp_path):
     assert mine.read_text() == ("# Benchmarks\n\n<!-- BEGIN a -->\nthree\n<!-- END a -->\n\n"
                                 "<!-- BEGIN b -->\ntwo\n<!-- END b -->\n")
     assert page("no-such-prefix") == DOC  # a name of no known prefix: the short page, as before
+
+
+def test_the_defaults_check_counts_real_work_as_the_step_size_issue_defines_it():
+    from benchmarks.defaults_check import verdict
+
+    cls = dict(original_forget=1.0, retrain_forget=0.0, original_test=0.95, retrain_test=0.85,
+               status="ok")
+    # a quarter of the gap closed, 10 points below the retrained model's test accuracy
+    assert verdict({**cls, "forget": 0.75, "test": 0.75})["real"]
+    assert not verdict({**cls, "forget": 0.80, "test": 0.90})["real"]  # under a quarter
+    assert not verdict({**cls, "forget": 0.0, "test": 0.74})["real"]  # 11 points lost
+    assert not verdict({**cls, "forget": 0.0, "test": 0.90, "status": "collapsed"})["real"]
+    rnd = dict(cls, retrain_forget=0.9, retrain_test=0.95)
+    over = verdict({**rnd, "forget": 0.6, "test": 0.9})  # far past the retrained model
+    assert not over["real"] and over["closed"] == pytest.approx(-2.0)
 
 
 def test_compare_rows_sees_every_difference_but_the_timings():

@@ -51,9 +51,10 @@ def test_list_prints_every_unlearner_as_json(capsys):
     assert main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["name"] for r in rows} == set(rum.list_unlearners())
-    assert all({"needs_retain", "cost", "source", "params"} <= set(r) for r in rows)
+    assert all({"needs_retain", "cost", "source", "suits", "params"} <= set(r) for r in rows)
     finetune = next(r for r in rows if r["name"] == "finetune")
     assert finetune["params"] == rum.get_unlearner("finetune")._param_names()
+    assert next(r for r in rows if r["name"] == "boundary-shrink")["suits"] == ["class-wise"]
 
 
 def test_list_filters_by_pattern(capsys):

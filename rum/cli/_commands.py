@@ -242,6 +242,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
                 "stochastic": t.stochastic,
                 "exact": t.exact,
                 "source": t.source,
+                "suits": list(t.suits),
                 "params": cls._param_names(),
             }
         )
@@ -252,8 +253,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
     print(
         table(
-            ["name", "class", "needs retain", "cost", "source"],
-            [[r["name"], r["class"], str(r["needs_retain"]), r["cost"], r["source"]] for r in rows],
+            ["name", "class", "needs retain", "cost", "suits", "source"],
+            [[r["name"], r["class"], str(r["needs_retain"]), r["cost"], ", ".join(r["suits"]) or "-",
+              r["source"]] for r in rows],
             "Registered unlearners",
         )
     )

@@ -30,7 +30,7 @@ from rum.testing._common import (
     _state,
 )
 from rum.testing.fixtures import accuracy, tiny_task
-from rum.unlearners.base import Unlearner, UnlearnerTags
+from rum.unlearners.base import SCENARIOS, Unlearner, UnlearnerTags
 from rum.unlearners.noop import Noop
 
 __all__ = [
@@ -65,7 +65,8 @@ _COSTS = ("none", "low", "medium", "high")
 
 # -- metadata ---------------------------------------------------------------------------------
 def check_tags(u: Unlearner) -> None:
-    """``tags`` is an :class:`UnlearnerTags` with a known cost and a source, and it tells the truth.
+    """``tags`` is an :class:`UnlearnerTags` with a known cost, a source and known
+    scenarios (``suits``), and it tells the truth.
 
     An unlearner whose tags say it needs no retain data must run without
     one; one that needs it must be rejected without it.
@@ -79,6 +80,12 @@ def check_tags(u: Unlearner) -> None:
     if not str(tags.source).strip():
         raise _fail(u, "tags.source is empty.", "name the paper (or 'baseline') the method "
                     "comes from, e.g. UnlearnerTags(source='Author et al., Venue Year').")
+    suits = tags.suits
+    if not isinstance(suits, tuple) or any(s not in SCENARIOS for s in suits) \
+            or len(set(suits)) != len(suits):
+        raise _fail(u, f"tags.suits is {suits!r}.", f"give a tuple of distinct scenarios from "
+                    f"{', '.join(SCENARIOS)} (or () when its papers do not say), e.g. "
+                    "UnlearnerTags(suits=('class-wise',)).")
     task = tiny_task()
     if tags.requires_retain:
         try:

@@ -72,3 +72,25 @@ def relabelled_mix(
         pick = torch.randperm(len(retain), generator=ctx.generator)[:n_retain]
         mixed = mixed.concat(retain.subset(pick.to(retain.device)))
     return mixed
+
+
+def index_batches(n_items: int, batch_size: int, ctx: RunContext, *, no_singleton: bool
+                  ) -> list[torch.Tensor]:
+    """Shuffled mini-batches of positions ``0 .. n_items - 1`` (one ``randperm`` with ``ctx.generator``).
+
+    With ``no_singleton``, a last batch of a single item joins the batch before
+    it: batch normalisation cannot train on one item (pass
+    ``no_singleton=mixes_batch(model)``).
+
+    Examples:
+        >>> from rum._runtime.context import RunContext
+        >>> ctx = RunContext.simple(n_classes=2)
+        >>> [len(b) for b in index_batches(9, 4, ctx, no_singleton=True)]
+        [4, 5]
+        >>> [len(b) for b in index_batches(9, 4, ctx, no_singleton=False)]
+        [4, 4, 1]
+    """
+    parts = list(torch.randperm(n_items, generator=ctx.generator).split(batch_size))
+    if no_singleton and len(parts) > 1 and len(parts[-1]) == 1:
+        parts[-2:] = [torch.cat(parts[-2:])]
+    return parts

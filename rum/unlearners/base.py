@@ -14,7 +14,14 @@ from rum._runtime.context import RunContext
 from rum._validation import check_options, validate_params
 from rum.exceptions import InvalidParameterError
 
-__all__ = ["Unlearner", "UnlearnerTags"]
+__all__ = ["SCENARIOS", "Unlearner", "UnlearnerTags"]
+
+#: The forget scenarios an unlearner's ``tags.suits`` may name: every item of
+#: some classes (``"class-wise"``), a sub-population of one class
+#: (``"sub-class"``), items drawn at random (``"random"``), and forget sets that
+#: mix memorized (e.g. mislabeled) items with ordinary ones, as in the RUM paper
+#: (``"mixed"``).
+SCENARIOS = ("class-wise", "sub-class", "random", "mixed")
 
 
 @dataclass(frozen=True)
@@ -28,11 +35,16 @@ class UnlearnerTags:
         cost: rough relative cost: ``"none"``, ``"low"``, ``"medium"``, ``"high"``
             (``"high"`` is about a full retrain).
         source: the paper the method comes from.
+        suits: the forget scenarios it is made for or was shown to work on in
+            its source papers, from :data:`SCENARIOS` (``"class-wise"``,
+            ``"sub-class"``, ``"random"``, ``"mixed"``); empty: not stated.
 
     Examples:
         >>> import rum
         >>> rum.get_unlearner("retrain").tags.exact, rum.get_unlearner("finetune").tags.requires_retain
         (True, True)
+        >>> rum.get_unlearner("neggrad+").tags.suits
+        ('class-wise', 'sub-class', 'random', 'mixed')
     """
 
     requires_retain: bool = False
@@ -40,6 +52,7 @@ class UnlearnerTags:
     exact: bool = False
     cost: str = "low"
     source: str = ""
+    suits: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

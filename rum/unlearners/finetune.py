@@ -60,7 +60,8 @@ class Finetune(Unlearner):
         Finetune(lr=0.001, optimizer='adam', anchor=1.0)
     """
 
-    tags = UnlearnerTags(requires_retain=True, cost="medium", source="Golatkar et al., CVPR 2020")
+    tags = UnlearnerTags(requires_retain=True, cost="medium", source="Golatkar et al., CVPR 2020",
+                         suits=("class-wise", "random", "mixed"))
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "anchor": [Interval(float, 0, None)],

@@ -51,6 +51,7 @@ class Influence(Unlearner):
     tags = UnlearnerTags(
         requires_retain=True, stochastic=False, cost="medium",
         source="Koh & Liang, ICML 2017; Warnecke et al., NDSS 2023",
+        suits=("random", "mixed"),
     )
     _parameter_constraints = {
         "weight_decay": [Interval(float, 0, None)],

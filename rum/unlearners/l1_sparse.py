@@ -71,7 +71,8 @@ class L1Sparse(Unlearner):
     """
 
     tags = UnlearnerTags(
-        requires_retain=True, cost="medium", source="Jia et al., NeurIPS 2023"
+        requires_retain=True, cost="medium", source="Jia et al., NeurIPS 2023",
+        suits=("class-wise", "random", "mixed"),
     )
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,

@@ -33,7 +33,8 @@ class NegGrad(Unlearner):
         NegGrad(lr=0.001)
     """
 
-    tags = UnlearnerTags(cost="low", source="Thudi et al., EuroS&P 2022; Jia et al., NeurIPS 2023")
+    tags = UnlearnerTags(cost="low", source="Thudi et al., EuroS&P 2022; Jia et al., NeurIPS 2023",
+                         suits=("class-wise", "random", "mixed"))
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "max_grad_norm": [Interval(float, 0, None, closed="neither"), NONE],

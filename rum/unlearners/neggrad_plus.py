@@ -49,7 +49,8 @@ class NegGradPlus(Unlearner):
         NegGradPlus(alpha=0.95)
     """
 
-    tags = UnlearnerTags(requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023")
+    tags = UnlearnerTags(requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
+                         suits=("class-wise", "sub-class", "random", "mixed"))
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "alpha": [Interval(float, 0, 1, closed="neither")],

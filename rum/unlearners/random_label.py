@@ -38,7 +38,8 @@ class RandomLabel(Unlearner):
     """
 
     tags = UnlearnerTags(
-        requires_retain=False, cost="low", source="Golatkar et al., CVPR 2020; Fan et al., ICLR 2024"
+        requires_retain=False, cost="low", source="Golatkar et al., CVPR 2020; Fan et al., ICLR 2024",
+        suits=("class-wise", "random", "mixed"),
     )
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,

@@ -41,7 +41,8 @@ class Retrain(Unlearner):
         Retrain(epochs=100)
     """
 
-    tags = UnlearnerTags(requires_retain=True, exact=True, cost="high", source="oracle")
+    tags = UnlearnerTags(requires_retain=True, exact=True, cost="high", source="oracle",
+                         suits=("class-wise", "sub-class", "random", "mixed"))
     _parameter_constraints = {**FIT_CONSTRAINTS, "train_fn": [CALLABLE, NONE], "init_fn": [CALLABLE, NONE]}
 
     def __init__(

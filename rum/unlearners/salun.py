@@ -114,7 +114,8 @@ class SalUn(Unlearner):
     """
 
     tags = UnlearnerTags(
-        requires_retain=False, cost="low", source="Fan et al., ICLR 2024"
+        requires_retain=False, cost="low", source="Fan et al., ICLR 2024",
+        suits=("class-wise", "random", "mixed"),
     )
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,

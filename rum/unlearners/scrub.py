@@ -69,7 +69,8 @@ class SCRUB(Unlearner):
     """
 
     tags = UnlearnerTags(
-        requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023"
+        requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
+        suits=("class-wise", "sub-class", "random", "mixed"),
     )
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,

@@ -150,6 +150,10 @@ class Lies(_Base):
     tags = rum.UnlearnerTags(requires_retain=False, source="test double")
 
 
+class UnknownScenario(_Base):
+    tags = rum.UnlearnerTags(requires_retain=True, source="test double", suits=("classwise",))
+
+
 class Idle(_Base):
     def _unlearn(self, model, forget, retain, ctx):
         return model
@@ -233,6 +237,11 @@ def test_a_broken_epoch_contract_is_caught():
 
 def test_untruthful_requires_retain_is_caught():
     assert "requires_retain" in _failed(Lies(), "check_tags")
+
+
+def test_an_unknown_scenario_in_suits_is_caught():
+    msg = _failed(UnknownScenario(), "check_tags")
+    assert "tags.suits is ('classwise',)" in msg and "class-wise, sub-class, random, mixed" in msg
 
 
 def test_behaviour_catches_doing_nothing_and_wrecking():
