@@ -208,3 +208,20 @@ def test_roc_rejects_bad_input():
         roc_auc([np.nan], [1.0])
     with pytest.raises(InvalidParameterError, match="fpr"):
         tpr_at_fpr([1.0], [0.0], 2.0)
+
+
+def test_detectability_removes_most_of_the_noise_of_few_shadows():
+    from rum.metrics.membership import detectability
+
+    rng = np.random.default_rng(5)
+    for gap in (0.0, 1.0, 2.0):
+        want = float(gaussian_auc(gap, 1.0, 0.0, 1.0))
+        fixed, naive = [], []
+        for _ in range(2000):
+            a, b = rng.normal(gap, 1.0, 8).mean(), rng.normal(0.0, 1.0, 8).mean()
+            fixed.append(float(detectability(a, 1.0, 8, b, 1.0, 8)))
+            naive.append(float(gaussian_auc(a, 1.0, b, 1.0)))
+        if gap == 0.0:  # the question it answers: does the algorithm leave a trace at all?
+            assert np.mean(fixed) < 0.56 < np.mean(naive)
+        else:
+            assert abs(np.mean(fixed) - want) < 0.06
