@@ -176,6 +176,7 @@ def test_same_seed_same_audit_and_the_callers_state_is_untouched(task):
     assert not np.array_equal(a.scores, c.scores)
 
 
+@pytest.mark.slow  # two audits
 def test_scores_follow_the_users_item_order(task):
     perm = np.random.default_rng(5).permutation(len(task.forget[1]))
     a = run(task, n_shadows=4)
@@ -261,6 +262,7 @@ def test_negatives_match_the_forget_labels_and_split_evenly():
 
 
 # -- unlearn as an rum call ---------------------------------------------------------------------
+@pytest.mark.slow  # runs rum.unlearn on two shadows
 def test_unlearn_as_an_rum_call_runs_rum_unlearn_on_the_in_shadows(task):
     a = run(task, n_shadows=4, unlearn={"unlearner": "finetune", "epochs": 1})
     assert a.mode == "u-lira" and a.unlearn == "rum.unlearn(epochs=1, unlearner='finetune')"
@@ -312,6 +314,14 @@ def test_a_checkpoint_of_another_audit_is_refused(task, tmp_path):
     bad.write_text("not a checkpoint")
     with pytest.raises(InvalidParameterError, match="not an audit checkpoint"):
         run(task, n_shadows=4, checkpoint=bad)
+
+
+def test_a_progress_bar_counts_shadows_and_shows_the_time_left(task, shadows, capsys):
+    run(task, n_shadows=18, checkpoint=shadows[0], progress=True)  # two more than the file holds
+    err = capsys.readouterr().err
+    assert "audit: shadow models" in err and "18/18" in err and "shadow/s" in err and "<" in err
+    run(task, n_shadows=18, checkpoint=shadows[0])  # progress=None: only on a terminal
+    assert "audit" not in capsys.readouterr().err
 
 
 # -- the record ---------------------------------------------------------------------------------

@@ -208,12 +208,20 @@ def test_an_auto_result_gets_a_search_section(digits, tmp_path):
 # -- audits --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def audited():
-    """An audit (with a retrained reference) of the closed-form random-features task."""
-    from .test_audit import Task, fit_ridge
+    """An audit record with a reference (made by hand: the page needs no shadows)."""
+    from rum._audit._record import attack_summary
 
-    t = Task(0)
-    return rum.audit(t.model, t.forget, retain_set=t.retain, test_set=t.test, train_fn=fit_ridge,
-                     n_shadows=8, random_state=0, reference=t.retrained, progress=False)
+    rng = np.random.default_rng(0)
+    scores, neg = rng.exponential(1.5, 60), rng.exponential(0.43, 60)
+    ref, ref_neg = rng.exponential(0.43, 60), rng.exponential(0.43, 60)
+    w = np.ones(60)
+    return rum.Audit(
+        scores=scores, log_lr=scores * 2 - 1, detectability=rng.uniform(0.5, 1, 60),
+        memorization=rng.uniform(0, 1, 60), negative_scores=neg, negatives=np.arange(60),
+        negative_weights=w, attack=attack_summary(scores, neg, w), reference_scores=ref,
+        reference_negative_scores=ref_neg, reference_attack=attack_summary(ref, ref_neg, w),
+        n_shadows=16, seed=0, timings={"train": 16.0, "unlearn": 0.0, "retrain": 1.0, "total": 16.5},
+    )
 
 
 def test_an_audit_gets_a_page_with_roc_histogram_and_items_at_risk(audited, tmp_path):

@@ -153,7 +153,8 @@ def margin_kl(
         forget_set: the forgotten items.
         references: models retrained without the forget set (from different
             seeds), or their :class:`~rum.UnlearnResult`.
-        retain_set, test_set: optional further sets to compare on.
+        retain_set: the retained training data, to compare on too (optional).
+        test_set: held-out data, to compare on too (optional).
 
     Returns:
         MarginKL: per-item divergences and a summary per set.
