@@ -24,6 +24,7 @@ PAGES: tuple[tuple[str, Path], ...] = (
     ("profiler", _SUB / "profiler.md"),
     ("unlearners", _SUB / "unlearners.md"),
     ("influence", _SUB / "influence.md"),
+    ("audit", _SUB / "audit.md"),
 )
 
 

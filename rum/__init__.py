@@ -7,12 +7,13 @@ The package is built in layers, lowest first, and no module imports a layer abov
 its own (checked in CI): foundation (errors, validation, records, data) -> runtime
 (context, optimisation loop, retain guard, progress) -> plug-ins (unlearners,
 influence math) -> the step runner -> stages (profiler -> planner -> executor) ->
-facade (``unlearn``, ``correct``, ``evaluate``, ``report``) -> apps (CLI, demo,
+facade (``unlearn``, ``correct``, ``evaluate``, ``audit``, ``report``) -> apps (CLI, demo,
 conformance kit).
 """
 
 from rum import policies, requests
 from rum._api import unlearn
+from rum._audit import Audit, audit
 from rum._correction import correct
 from rum._data import TensorData
 from rum._runner import StepResult
@@ -46,6 +47,7 @@ __all__ = [
     "requests",
     # evaluation
     "evaluate",
+    "audit",
     "report",
     "fit",
     # records
@@ -57,6 +59,7 @@ __all__ = [
     "StepResult",
     "CorrectionResult",
     "EvaluationReport",
+    "Audit",
     "TensorData",
     # plug-ins
     "Unlearner",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rum._audit import Audit
 from rum._records import fmt, jsonable, load_json
 from rum._version import __version__
 from rum.exceptions import InvalidFileError, InvalidParameterError
@@ -70,6 +71,29 @@ def _read_json(path: str | Path, what: str) -> Any:
         return load_json(p)
     except InvalidFileError as err:
         raise InvalidFileError(f"{what}: {err}") from None
+
+
+def _is_audit(obj: Any) -> bool:
+    return isinstance(obj, Audit) or (isinstance(obj, Mapping) and obj.get("record") == "audit")
+
+
+def _as_audit(audit: Any) -> Audit:
+    if isinstance(audit, (str, Path)):
+        audit = _read_json(audit, "audit")
+    if isinstance(audit, Audit):
+        return audit
+    if _is_audit(audit):
+        try:
+            return Audit.from_dict(dict(audit))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InvalidFileError(
+                f"audit: not an audit ({type(err).__name__}: {err}). Pass the Audit returned by "
+                "rum.audit, or the JSON written by audit.save(path)."
+            ) from None
+    raise InvalidParameterError(
+        "audit must be an Audit (from rum.audit), its to_dict() or the path of its JSON file, "
+        f"got {type(audit).__name__}."
+    )
 
 
 def _as_evaluations(evaluation: Any) -> list[EvaluationReport]:
@@ -198,6 +222,41 @@ def _metrics_figure(Figure, rows: list[tuple[str, list[float]]], columns: list[s
     return _png(fig)
 
 
+def _audit_figure(Figure, audit: Audit) -> str:
+    fig = Figure(figsize=(10, 3.8))
+    ax1, ax2 = fig.subplots(1, 2)
+    curves = [("audited model", False, "#d9534f")]
+    if audit.reference_scores is not None:
+        curves.append(("retrained reference", True, "#3b73c4"))
+    floor = 0.5 / max(1, len(audit.negatives))
+    for label, ref, colour in curves:
+        fpr, tpr = audit.roc(reference=ref)
+        auc = audit.reference_auc if ref else audit.auc
+        ax1.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), color=colour, label=f"{label} (AUC {auc:.3f})")
+    ax1.plot([floor, 1], [floor, 1], color="#9aa5b8", linestyle="--", label="chance")
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("false-positive rate (test items called forget items)")
+    ax1.set_ylabel("true-positive rate")
+    ax1.set_title("ROC of the attack (log-log: the low-FPR end matters)")
+    ax1.legend(loc="lower right", fontsize=8)
+    top = max(2.5, float(np.quantile(np.concatenate([audit.scores, audit.negative_scores]), 0.98)))
+    bins = np.linspace(0, top, 30)
+    ax2.hist(np.minimum(audit.negative_scores, top), bins=bins, alpha=0.5, color="#9aa5b8",
+             label="test items (audited model)")
+    ax2.hist(np.minimum(audit.scores, top), bins=bins, alpha=0.6, color="#d9534f",
+             label="forget items (audited model)")
+    if audit.reference_scores is not None:
+        ax2.hist(np.minimum(audit.reference_scores, top), bins=bins, histtype="step", linewidth=2,
+                 color="#3b73c4", label="forget items (retrained reference)")
+    ax2.axvline(2.0, color="#5a6273", linestyle=":", label="p = 1 %")
+    ax2.set_xlabel("score: -log10 p under 'never trained on it' (clipped)")
+    ax2.set_ylabel("items")
+    ax2.set_title("per-item scores")
+    ax2.legend(loc="upper right", fontsize=8)
+    return _png(fig)
+
+
 # -- html ---------------------------------------------------------------------------------------
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
@@ -231,6 +290,58 @@ def _params(params: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in jsonable(dict(params)).items() if v is not None)
 
 
+def _audit_section(audit: Audit, Figure, no_plot: str) -> str:
+    how = ("U-LiRA: the shadows trained with the forget set were unlearned with "
+           f"<code>{_e(audit.unlearn)}</code> first, so the test asks whether the model looks "
+           "unlearned or never trained" if audit.mode == "u-lira" else
+           "LiRA: the test asks whether the model looks trained with each item or never trained on it")
+    cards = [_card(fmt(audit.auc), "attack AUC (0.5: forgotten)"),
+             _card(fmt(audit.attack["tpr@1%fpr"]), "TPR at 1 % FPR"),
+             _card(f"{100 * audit.attack['flagged']:.1f} %", "forget items with p < 1 %")]
+    if audit.reference_auc is not None:
+        cards.append(_card(fmt(audit.reference_auc), "AUC of the retrained reference"))
+    cards.append(_card(f"{audit.n_shadows}", f"shadows ({audit.cost_retrains:.1f} retrains of compute)"))
+    rows = [("audited model", *(audit.attack.get(k) for k in ("auc", "tpr@1%fpr", "tpr@0.1%fpr", "flagged")))]
+    if audit.reference_attack is not None:
+        rows.append(("retrained reference", *(audit.reference_attack.get(k)
+                                               for k in ("auc", "tpr@1%fpr", "tpr@0.1%fpr", "flagged"))))
+    top = [(int(i), audit.scores[i], audit.log_lr[i], audit.detectability[i], audit.memorization[i])
+           for i in audit.most_at_risk(10)]
+    src = _audit_figure(Figure, audit) if Figure is not None and len(audit) else None
+    body = [
+        f'<div class="cards">{"".join(cards)}</div>',
+        f"<p>A per-example likelihood-ratio attack on {len(audit)} forget items against "
+        f"{len(audit.negatives)} held-out test items with the same labels, with {audit.n_shadows} "
+        f"shadow models ({audit.variance} variance, seed <code>{_e(audit.seed)}</code>). {how}. "
+        "An item's score is -log10 of the probability that a model retrained without the forget "
+        "set looks at least this much like the alternative: about 0.43 on average for a retrain, "
+        "2 for p = 1 %.</p>",
+        _table(["model", "AUC", "TPR@1%FPR", "TPR@0.1%FPR", "flagged (p<1%)"], rows),
+        _figure(src, "ROC of the attack and the per-item scores", no_plot),
+        "<h3>Forget items most at risk</h3>",
+        _table(["forget index", "score", "log LR", "detectability", "memorization"], top),
+    ]
+    if len(audit.negatives) < 1000:
+        body.append(f'<p class="note">With {len(audit.negatives)} test items the smallest false-'
+                    f"positive rate above 0 is {1 / max(1, len(audit.negatives)):.4f}: TPR at 0.1 % "
+                    "FPR is the rate at zero false positives.</p>")
+    return f'<section id="audit"><h2>Audit: did it really forget?</h2>{"".join(body)}</section>'
+
+
+def _page(title: str, parts: list[str]) -> str:
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
+        f"<h1>{_e(title)}</h1>"
+        f'<div class="meta">rum {_e(__version__)}, written {_e(when)}</div>'
+        + "".join(parts)
+        + "</main></body></html>\n"
+    )
+
+
 def render_report(
     result: Any,
     *,
@@ -238,6 +349,7 @@ def render_report(
     reference: Any = None,
     title: str | None = None,
     figures: bool = True,
+    audit: Any = None,
 ) -> str:
     """The HTML of :func:`report` as a string (see there for the arguments).
 
@@ -249,15 +361,25 @@ def render_report(
         >>> "<h2>Plan</h2>" in render_report(res, figures=False)
         True
     """
-    res = _as_result(result)
-    evals = _as_evaluations(evaluation)
-    ref_seconds = _reference_seconds(reference)
     Figure = _figure_module() if figures else None
     no_plot = (
         "Figures need matplotlib: pip install 'rum-unlearn[plot]'."
         if figures
         else "Figures were turned off."
     )
+    if isinstance(result, (str, Path)):
+        result = _read_json(result, "result")
+    aud = None if audit is None else _as_audit(audit)
+    if _is_audit(result):  # a page about an audit alone
+        if aud is not None or evaluation is not None or reference is not None:
+            raise InvalidParameterError(
+                "result is an audit: pass the unlearning result as result= and the audit as "
+                "audit= to show both, or the audit alone without evaluation= or reference=."
+            )
+        return _page(title or "rum audit report", [_audit_section(_as_audit(result), Figure, no_plot)])
+    res = _as_result(result)
+    evals = _as_evaluations(evaluation)
+    ref_seconds = _reference_seconds(reference)
     prof, plan = res.profile, res.plan
     total = float(res.timings.get("total", sum(s.seconds for s in res.steps)))
     title = title or "rum unlearning report"
@@ -383,17 +505,9 @@ def render_report(
         )
     parts.append(f'<section id="metrics"><h2>Metrics</h2>{"".join(body)}</section>')
 
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>"
-        f"<h1>{_e(title)}</h1>"
-        f'<div class="meta">rum {_e(__version__)}, written {_e(when)}</div>'
-        + "".join(parts)
-        + "</main></body></html>\n"
-    )
+    if aud is not None:
+        parts.append(_audit_section(aud, Figure, no_plot))
+    return _page(title, parts)
 
 
 def report(
@@ -403,20 +517,25 @@ def report(
     evaluation: Any = None,
     reference: Any = None,
     title: str | None = None,
+    audit: Any = None,
 ) -> Path:
-    """Write a self-contained HTML page about an unlearning run.
+    """Write a self-contained HTML page about an unlearning run (or an audit).
 
     The page has a summary, the profile (group table, the most memorized
     items, a memorization/entanglement scatter), the plan, the time of each
     step, and the accuracies before and after unlearning; with
-    ``evaluation``, also the scores against the retrained model. Figures are
+    ``evaluation``, also the scores against the retrained model; with
+    ``audit``, the per-example audit (:func:`rum.audit`): the attack's figures,
+    its ROC curve, a histogram of per-item scores and the items most at risk.
+    ``result`` may itself be an audit, for a page about it alone. Figures are
     PNGs embedded in the page (they need the ``plot`` extra, matplotlib);
     without matplotlib the page says so and keeps the tables. The page loads
     nothing from the network.
 
     Args:
         result: the :class:`UnlearnResult` (or its ``to_dict()``, or the path
-            of the JSON written by ``result.save(path)``).
+            of the JSON written by ``result.save(path)``), or an
+            :class:`~rum.Audit` (or its ``to_dict()`` or JSON path).
         path: where to write the HTML file.
         evaluation: an :class:`EvaluationReport` from :func:`rum.evaluate`, a
             list of them, or the path of their JSON. Its reference scores give
@@ -424,6 +543,8 @@ def report(
         reference: the retrained model's :class:`UnlearnResult` (or its
             seconds) to show the speed-up over retraining.
         title: the page title.
+        audit: an :class:`~rum.Audit` from :func:`rum.audit` (or its
+            ``to_dict()``, or the path of its JSON) to add to the page.
 
     Returns:
         Path: the file written.
@@ -433,7 +554,7 @@ def report(
         >>> result = rum.unlearn(model, forget, retain)  # doctest: +SKIP
         >>> rum.report(result, "report.html")  # doctest: +SKIP
     """
-    text = render_report(result, evaluation=evaluation, reference=reference, title=title)
+    text = render_report(result, evaluation=evaluation, reference=reference, title=title, audit=audit)
     p = Path(path)
     try:
         p.write_text(text, encoding="utf-8")

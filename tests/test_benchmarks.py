@@ -350,3 +350,14 @@ def test_compare_rows_sees_every_difference_but_the_timings():
         json.dump([row], open(a, "w"))
         json.dump([{**row, "tow": 0.5}], open(b, "w"))
         assert main([a, a]) == 0 and main([a, b]) == 1
+
+
+def test_quick_audit_benchmark_reports_every_method_and_the_targets():
+    from benchmarks import audit
+
+    text = audit.main(["--quick", "--no-write", "--fresh"])
+    for method in ("original", audit.ANOTHER_RETRAIN, "RUM", "auto", "single:finetune"):
+        assert f"| {method} |" in text
+    assert "### digits, mixed" in text and "### digits, class" in text
+    assert "Kendall's tau" in text and "- Retrained model, AUC within 0.05 of 0.5" in text
+    assert "runs of the original training in items processed" in text

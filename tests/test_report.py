@@ -203,3 +203,53 @@ def test_an_auto_result_gets_a_search_section(digits, tmp_path):
     assert "short retrain" in html
     # saved and loaded, the result gives the same page
     assert _strip_time(render_report(res.save(tmp_path / "auto.json"), figures=False)) == _strip_time(html)
+
+
+# -- audits --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def audited():
+    """An audit record with a reference (made by hand: the page needs no shadows)."""
+    from rum._audit._record import attack_summary
+
+    rng = np.random.default_rng(0)
+    scores, neg = rng.exponential(1.5, 60), rng.exponential(0.43, 60)
+    ref, ref_neg = rng.exponential(0.43, 60), rng.exponential(0.43, 60)
+    w = np.ones(60)
+    return rum.Audit(
+        scores=scores, log_lr=scores * 2 - 1, detectability=rng.uniform(0.5, 1, 60),
+        memorization=rng.uniform(0, 1, 60), negative_scores=neg, negatives=np.arange(60),
+        negative_weights=w, attack=attack_summary(scores, neg, w), reference_scores=ref,
+        reference_negative_scores=ref_neg, reference_attack=attack_summary(ref, ref_neg, w),
+        n_shadows=16, seed=0, timings={"train": 16.0, "unlearn": 0.0, "retrain": 1.0, "total": 16.5},
+    )
+
+
+def test_an_audit_gets_a_page_with_roc_histogram_and_items_at_risk(audited, tmp_path):
+    path = rum.report(audited, tmp_path / "a.html")
+    page = Page(path.read_text())
+    assert page.sections == ["audit"] and page.headings[0] == "rum audit report"
+    assert len(page.images) == 1 and base64.b64decode(page.images[0].partition(",")[2]).startswith(PNG)
+    figures = next(t for t in page.tables if t[0][:2] == ["model", "AUC"])
+    assert [r[0] for r in figures[1:]] == ["audited model", "retrained reference"]
+    assert float(figures[1][1]) == pytest.approx(audited.auc, abs=1e-4)
+    assert float(figures[2][1]) == pytest.approx(audited.reference_auc, abs=1e-4)
+    risk = next(t for t in page.tables if t[0][0] == "forget index")
+    assert [int(r[0]) for r in risk[1:]] == audited.at_risk.tolist()
+    # the same page from the saved JSON
+    audited.save(tmp_path / "a.json")
+    assert _strip_time(render_report(tmp_path / "a.json", figures=False)) == \
+        _strip_time(render_report(audited, figures=False))
+
+
+def test_an_audit_joins_an_unlearning_report(run, audited, tmp_path, monkeypatch):
+    res, ev = run
+    page = Page(render_report(res, evaluation=ev, audit=audited.to_dict()))
+    assert page.sections == ["summary", "profile", "plan", "time", "metrics", "audit"]
+    assert len(page.images) == 4
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    text = render_report(audited)
+    assert Page(text).images == [] and "rum-unlearn[plot]" in text
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="audit="):
+        render_report(audited, audit=audited)
+    with pytest.raises(rum.exceptions.InvalidParameterError, match="Audit"):
+        render_report(res, audit=42)
