@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 import rum
 from rum.exceptions import InvalidDataError, InvalidParameterError, ModelOutputError, RumWarning
