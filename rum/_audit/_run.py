@@ -23,7 +23,8 @@ from rum._audit._shadows import (
     negatives_in,
     run_shadows,
 )
-from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data
+from rum._model import check_fits_model, check_model
 from rum._runtime.predict import predict_logits
 from rum._runtime.progress import progress_enabled
 from rum._validation import (

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from rum._data import TensorData, check_model
+from rum._data import TensorData
+from rum._model import check_model
 from rum._runtime.predict import predict_logits
 from rum.exceptions import InvalidParameterError
 from rum.metrics.membership import logit_confidence

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._data import as_data, check_fits_model, check_model
+from rum._data import as_data
+from rum._model import check_fits_model, check_model
 from rum._records import jsonable, table
 from rum._runtime.predict import predict_logits
 from rum.exceptions import InvalidParameterError

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rum._data import TensorData, as_data, check_fits_model, check_model
+from rum._data import TensorData, as_data
+from rum._model import check_fits_model, check_model
 from rum._records import jsonable, table
 from rum._validation import Interval, check_random_state, validate_params
 from rum.profiler.embeddings import embed, find_embedding_layer
