@@ -25,8 +25,8 @@ def attack_summary(pos: Any, neg: Any, neg_weights: Any = None) -> dict:
 
     Examples:
         >>> s = attack_summary([3.0, 2.5, 0.1], [0.2, 0.4, 0.1, 0.3])
-        >>> round(s["auc"], 4), s["tpr@1%fpr"], round(s["flagged"], 4)
-        (0.7083, 0.6667, 0.3333)
+        >>> round(s["auc"], 4), round(s["tpr@1%fpr"], 4), round(s["flagged"], 4)
+        (0.7083, 0.6667, 0.6667)
     """
     pos = np.asarray(pos, dtype=np.float64)
     out = {"auc": roc_auc(pos, neg, neg_weights)}

@@ -257,7 +257,7 @@ def detectability(
         >>> float(detectability(0.1, 1.0, 8, 0.0, 1.0, 8))   # within the noise: no evidence
         0.5
         >>> round(float(detectability(2.0, 1.0, 8, 0.0, 1.0, 8)), 3)
-        0.912
+        0.915
     """
     mi, si, ni, mo, so, no = (np.asarray(a, dtype=np.float64) for a in
                               (mu_in, sd_in, n_in, mu_out, sd_out, n_out))
