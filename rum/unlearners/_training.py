@@ -90,7 +90,7 @@ def index_batches(n_items: int, batch_size: int, ctx: RunContext, *, no_singleto
         >>> [len(b) for b in index_batches(9, 4, ctx, no_singleton=False)]
         [4, 4, 1]
     """
-    parts = list(torch.randperm(n_items, generator=ctx.generator).split(batch_size))
+    parts = list(torch.randperm(n_items, generator=ctx.generator).split(int(batch_size)))
     if no_singleton and len(parts) > 1 and len(parts[-1]) == 1:
         parts[-2:] = [torch.cat(parts[-2:])]
     return parts
