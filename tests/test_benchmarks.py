@@ -344,4 +344,4 @@ def test_quick_audit_benchmark_reports_every_method_and_the_targets():
         assert f"| {method} |" in text
     assert "### digits, mixed" in text and "### digits, class" in text
     assert "Kendall's tau" in text and "- Retrained model, AUC within 0.05 of 0.5" in text
-    assert "runs of the original training in items processed" in text
+    assert "runs of the original training, counted in items processed" in text
