@@ -13,9 +13,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import rum
-from rum.exceptions import InvalidDataError, InvalidParameterError, ModelOutputError, RumWarning
+from rum.exceptions import (
+    DivergenceWarning,
+    InvalidDataError,
+    InvalidParameterError,
+    ModelOutputError,
+    NotDataError,
+    RumWarning,
+)
 
-from .conftest import state_equal
+from .conftest import CallerState, state_equal
 
 
 class TwoHeads(nn.Module):
@@ -201,3 +208,191 @@ def test_every_unlearner_runs_on_models_of_other_precisions_or_says_why(digits, 
             res = rum.unlearn(model, digits.forget, digits.retain, unlearner=name, random_state=0,
                               progress=False, **cls._test_params())
         assert next(res.model.parameters()).dtype == dtype, name
+
+
+# -- the bad-input matrix ----------------------------------------------------------------------
+# Every case of the trust issue in one table. Each row either works as documented (and is
+# checked for doing the right thing) or stops with a rum error (or the documented warning)
+# that names the argument to change; in every row the caller's model (weights, buffers,
+# modes, requires_grad flags, hooks), the input data and the global random states come back
+# bit for bit as they were.
+class NoLogits(nn.Module):
+    """Returns a dict without ``"logits"``: rum cannot guess which entry holds them."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return {"scores": self.inner(x)}
+
+
+@pytest.fixture(scope="module")
+def world(digits, tokens, half_frozen):
+    ids, mask, y = tokens
+    train = ListDataset(_token_items(ids[:200], mask[:200], y[:200]))
+    torch.manual_seed(0)
+    bag = rum.fit(Bag(), train, epochs=30, lr=0.05, batch_size=32, device="cpu", random_state=0)
+    X, yf = digits.forget
+    Xr, yr = digits.retain
+    tensors = [torch.as_tensor(a) for a in (X, yf, Xr, yr)]
+    return dict(
+        digits=digits, bag=bag, half_frozen=half_frozen, tokens=tokens,
+        forget_ds=torch.utils.data.TensorDataset(tensors[0], tensors[1]),
+        retain_ds=torch.utils.data.TensorDataset(tensors[2], tensors[3]),
+        tensors=tensors,
+    )
+
+
+def _quick(**kw):
+    return dict(unlearner="finetune", epochs=1, random_state=0, progress=False, **kw)
+
+
+def _items_unlearned(res, n):
+    assert [s.n_items for s in res.steps] == [n], "every forget item is unlearned"
+
+
+def _case_drop_last(w):
+    d = w["digits"]
+    loader = DataLoader(w["forget_ds"], batch_size=50, drop_last=True)  # 126 items: 26 in a last batch
+    res = rum.unlearn(d.model, loader, d.retain, **_quick())
+    _items_unlearned(res, len(w["forget_ds"]))
+    assert state_equal(res.model, rum.unlearn(d.model, d.forget, d.retain, **_quick()).model)
+
+
+def _case_shuffled_loaders(w):
+    d = w["digits"]
+    forget = DataLoader(w["forget_ds"], batch_size=16, shuffle=True)
+    retain = DataLoader(w["retain_ds"], batch_size=16, shuffle=True)
+    res = rum.unlearn(d.model, forget, retain, **_quick())
+    assert state_equal(res.model, rum.unlearn(d.model, d.forget, d.retain, **_quick()).model)
+
+
+def _case_weighted_sampler(w):
+    d = w["digits"]
+    sampler = torch.utils.data.WeightedRandomSampler(torch.ones(len(w["forget_ds"])), 100)
+    rum.unlearn(d.model, DataLoader(w["forget_ds"], sampler=sampler), d.retain, **_quick())
+
+
+def _everything(w):
+    d = w["digits"]
+    return (np.concatenate([d.retain[0], d.forget[0]]), np.concatenate([d.retain[1], d.forget[1]]))
+
+
+def _case_retain_holds_forget(w):
+    rum.unlearn(w["digits"].model, w["digits"].forget, _everything(w), **_quick())
+
+
+def _case_overlap_drop(w):
+    d = w["digits"]
+    res = rum.unlearn(d.model, d.forget, _everything(w), overlap="drop", **_quick())
+    assert state_equal(res.model, rum.unlearn(d.model, d.forget, d.retain, **_quick()).model)
+
+
+def _case_tuple_output_evaluate(w):
+    d = w["digits"]
+    rum.evaluate(TwoHeads(d.model), forget_set=d.forget, retain_set=d.retain, test_set=d.test)
+
+
+def _case_tuple_output_unlearn(w):
+    d = w["digits"]
+    rum.unlearn(TwoHeads(d.model), d.forget, d.retain, **_quick())
+
+
+def _case_tuple_output_selected(w):
+    d = w["digits"]
+    kw = dict(forget_set=d.forget, retain_set=d.retain, test_set=d.test)
+    assert rum.evaluate(TwoHeads(d.model), output=1, **kw).model == rum.evaluate(d.model, **kw).model
+
+
+def _case_output_out_of_range(w):
+    d = w["digits"]
+    rum.unlearn(TwoHeads(d.model), d.forget, d.retain, output=7, **_quick())
+
+
+def _case_dict_without_logits(w):
+    d = w["digits"]
+    rum.evaluate(NoLogits(d.model), forget_set=d.forget, retain_set=d.retain, test_set=d.test)
+
+
+def _token_sets(w):
+    ids, mask, y = w["tokens"]
+    return (ListDataset(_token_items(ids[:20], mask[:20], y[:20])),
+            ListDataset(_token_items(ids[20:200], mask[20:200], y[20:200])))
+
+
+def _case_named_integer_inputs(w):
+    forget, retain = _token_sets(w)
+    res = rum.unlearn(w["bag"], forget, retain, **_quick())
+    assert res.model.emb.weight.dtype == torch.float32 and res.steps[0].status == "ok"
+
+
+def _case_influence_on_named_inputs(w):
+    forget, retain = _token_sets(w)
+    rum.unlearn(w["bag"], forget, retain, unlearner="influence", progress=False)
+
+
+def _case_frozen_layers(w):
+    net, d = w["half_frozen"], w["digits"]
+    res = rum.unlearn(net, d.forget, d.retain, **_quick())
+    frozen = ("0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var")
+    assert all(torch.equal(net.state_dict()[k], res.model.state_dict()[k]) for k in frozen)
+
+
+def _case_float64_auto(w):
+    d = w["digits"]
+    model = copy.deepcopy(d.model).double()
+    state = CallerState(model)
+    res = rum.unlearn(model, d.forget, d.retain, policy=rum.policies.Auto(budget=5), random_state=0,
+                      progress=False)
+    assert next(res.model.parameters()).dtype == torch.float64
+    state.assert_unchanged("float64 model")
+
+
+def _case_bad_overlap(w):
+    rum.unlearn(w["digits"].model, w["digits"].forget, w["digits"].retain, overlap="keep")
+
+
+OK = "works"
+MATRIX = {
+    # case: (run, expected: OK, an error class, or a warning class; what the message must name)
+    "forget loader with drop_last": (_case_drop_last, OK, None),
+    "shuffled loaders": (_case_shuffled_loaders, OK, None),
+    "loader with a weighted sampler": (_case_weighted_sampler, NotDataError, r"forget_set: .*WeightedRandomSampler"),
+    "retain set holds forget items": (_case_retain_holds_forget, InvalidDataError, r"retain_set.*overlap="),
+    "overlap='drop'": (_case_overlap_drop, RumWarning, r"126 retain item"),
+    "overlap='keep'": (_case_bad_overlap, InvalidParameterError, r"overlap must be"),
+    "tuple output, evaluate": (_case_tuple_output_evaluate, ModelOutputError, r"output="),
+    "tuple output, unlearn": (_case_tuple_output_unlearn, ModelOutputError, r"output="),
+    "tuple output with output=1": (_case_tuple_output_selected, OK, None),
+    "output= out of range": (_case_output_out_of_range, ModelOutputError, r"output=7"),
+    "dict output without logits": (_case_dict_without_logits, ModelOutputError, r"output="),
+    "named integer inputs": (_case_named_integer_inputs, OK, None),
+    "influence on named inputs": (_case_influence_on_named_inputs, InvalidDataError, r"named inputs"),
+    "frozen layers and their BatchNorm": (_case_frozen_layers, OK, None),
+    "float64 model, auto policy": (_case_float64_auto, OK, None),
+}
+
+
+@pytest.mark.parametrize("case", list(MATRIX))
+def test_bad_input_matrix(world, case):
+    run, expected, match = MATRIX[case]
+    models = [world["digits"].model, world["bag"], world["half_frozen"]]
+    states = [CallerState(m) for m in models]
+    data = CallerState(None, *world["tensors"], *(np.asarray(a) for a in (*world["digits"].forget,
+                                                                             *world["digits"].retain)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        if expected is OK:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RumWarning)  # a case that works warns of nothing
+                run(world)
+        elif issubclass(expected, Warning):
+            with pytest.warns(expected, match=match):
+                run(world)
+        else:
+            with pytest.raises(expected, match=match):
+                run(world)
+    for state in states:
+        state.assert_unchanged(case)
+    data.assert_unchanged(case)

@@ -13,7 +13,6 @@ import fractions
 import io
 import itertools
 import json
-import random
 import warnings
 import zipfile
 
@@ -34,40 +33,7 @@ from rum.exceptions import (
     RumError,
 )
 
-
-# -- the caller's state ------------------------------------------------------------------------
-class CallerState:
-    """Everything of the caller's that a call must leave as it found it."""
-
-    def __init__(self, model: nn.Module | None, *arrays):
-        self.model = model
-        if model is not None:
-            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self.modes = [m.training for m in model.modules()]
-            self.grads = [p.requires_grad for p in model.parameters()]
-            self.hooks = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
-        self.arrays = [(a, a.copy() if isinstance(a, np.ndarray) else a.clone()) for a in arrays]
-        self.torch_rng = torch.get_rng_state()
-        self.np_rng = np.random.get_state()
-        self.py_rng = random.getstate()
-
-    def assert_unchanged(self, what: str = "") -> None:
-        if self.model is not None:
-            now = self.model.state_dict()
-            assert now.keys() == self.weights.keys(), what
-            assert all(torch.equal(now[k], v) for k, v in self.weights.items()), f"{what}: weights or buffers changed"
-            assert [m.training for m in self.model.modules()] == self.modes, f"{what}: train/eval modes changed"
-            assert [p.requires_grad for p in self.model.parameters()] == self.grads, f"{what}: requires_grad changed"
-            assert [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in self.model.modules()] == self.hooks, \
-                f"{what}: hooks changed"
-        for now, was in self.arrays:
-            same = np.array_equal(now, was) if isinstance(now, np.ndarray) else torch.equal(now, was)
-            assert same, f"{what}: the caller's data changed"
-        assert torch.equal(torch.get_rng_state(), self.torch_rng), f"{what}: torch's global RNG moved"
-        np_now = np.random.get_state()
-        assert np.array_equal(np_now[1], self.np_rng[1]) and np_now[2] == self.np_rng[2], \
-            f"{what}: numpy's global RNG moved"
-        assert random.getstate() == self.py_rng, f"{what}: Python's global RNG moved"
+from .conftest import CallerState
 
 
 @pytest.fixture(scope="module")
