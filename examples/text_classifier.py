@@ -62,6 +62,8 @@ model = rum.fit(BertForSequenceClassification(config), train, epochs=15, lr=3e-3
 
 # Class-wise forgetting: every item of class 2 goes.
 forget, retain = np.flatnonzero(train.labels == 2), np.flatnonzero(train.labels != 2)
+print(rum.evaluate(model, forget_set=part(train, forget), retain_set=part(train, retain), test_set=test,
+                   name="original"))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", rum.exceptions.RumWarning)
     result = rum.unlearn(model, part(train, forget), part(train, retain), random_state=SEED)

@@ -50,11 +50,13 @@ test = synthetic_images(N_PER_CLASS // 3, seed=SEED + 1)
 labels = train.tensors[1].numpy()
 
 torch.manual_seed(SEED)
-model = rum.fit(resnet18(num_classes=4), train, epochs=4 if QUICK else 8, lr=0.02, batch_size=32,
+model = rum.fit(resnet18(num_classes=4), train, epochs=8, lr=0.02, batch_size=32,
                 random_state=SEED)
 
 # Class-wise forgetting: every item of class 3 goes.
 forget, retain = np.flatnonzero(labels == 3), np.flatnonzero(labels != 3)
+print(rum.evaluate(model, forget_set=subset(train, forget), retain_set=subset(train, retain),
+                   test_set=test, name="original"))
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", rum.exceptions.RumWarning)
     result = rum.unlearn(model, subset(train, forget), subset(train, retain), random_state=SEED)

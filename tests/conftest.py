@@ -119,4 +119,13 @@ class CallerState:
         assert random.getstate() == self.py_rng, f"{what}: Python's global RNG moved"
 
 
-__all__ = ["CallerState", "state_equal", "accuracy", "make_mlp", "untimed", "auto_search", "planning_context"]
+def items_unlearned(res):
+    """Forget items the plan's steps covered: its group steps share the items out, and a step
+    over the whole forget set (group -1, the repair) takes every one."""
+    groups = sum(s.n_items for s in res.steps if s.group >= 0)
+    whole = {s.n_items for s in res.steps if s.group < 0}
+    assert len(whole) <= 1 and (not whole or not groups or whole == {groups})
+    return groups or whole.pop()
+
+
+__all__ = ["items_unlearned", "CallerState", "state_equal", "accuracy", "make_mlp", "untimed", "auto_search", "planning_context"]

@@ -17,7 +17,7 @@ import torch
 
 import rum
 
-from .conftest import CallerState
+from .conftest import CallerState, items_unlearned
 
 transformers = pytest.importorskip("transformers")
 pytestmark = pytest.mark.slow
@@ -59,15 +59,6 @@ def bert(seed=0):
 
 def train_bert(data, seed=0):
     return rum.fit(bert(seed), data, epochs=15, lr=3e-3, batch_size=32, device="cpu", random_state=seed)
-
-
-def items_unlearned(res):
-    """Forget items the plan's steps covered: its group steps share the items out, and a step
-    over the whole forget set (group -1, the repair) takes every one."""
-    groups = sum(s.n_items for s in res.steps if s.group >= 0)
-    whole = {s.n_items for s in res.steps if s.group < 0}
-    assert len(whole) <= 1 and (not whole or not groups or whole == {groups})
-    return groups or whole.pop()
 
 
 def brute_force_accuracy(model, data):
