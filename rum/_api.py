@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
-from rum._model import prepare_call
+from rum._model import model_dtype, prepare_call
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
 from rum._validation import check_options, validate_params
@@ -13,7 +14,8 @@ from rum.exceptions import InvalidParameterError
 from rum.executor import UnlearnResult, result_from_search, run_plan
 from rum.planner import check_retain_policy, search
 from rum.planner import plan as make_plan
-from rum.planner.policies import PlanningContext, SearchPolicy, Vanilla, make_policy
+from rum.planner._targets import confirm_heldout
+from rum.planner.policies import RUM, PlanningContext, SearchPolicy, Vanilla, make_policy
 from rum.profiler import PROFILE_OPTIONS, _profile_data, check_profile_options
 from rum.unlearners.registry import make_unlearner
 
@@ -129,6 +131,13 @@ def unlearn(
     # the default of 3 groups must not make tiny forget sets an error
     profile_options.setdefault("n_groups", min(3, len(prep.forget)))
     prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
+    if isinstance(pol, RUM) and prof.check is not None and prof.check.keep_model:
+        # before the model is kept, a short retrain confirms that the forget items look held out
+        model_d = prep.model.to(prep.device)
+        dtype = model_dtype(model_d)
+        prof = dataclasses.replace(prof, check=confirm_heldout(
+            prof.check, model_d, prep.forget.to(prep.device, dtype), prep.retain.to(prep.device, dtype),
+            device=prep.device, seed=prep.seed, n_classes=prep.n_classes))
     t1 = time.perf_counter()
     if isinstance(pol, SearchPolicy):
         ctx = PlanningContext.from_prepared(prof, prep, retain_guard=retain_guard,
