@@ -369,9 +369,9 @@ class _Search:
         elif targets is None:
             targets = neighbour_targets(model, forget, retain, k=self.k)
         self.targets = targets  # per forget item (read by tests and diagnostics)
-        if check is not None and check.kind in ("like-held-out", "to-unlearn"):
-            # doing nothing is always a candidate: forget items that already score like
-            # held-out items by the target keep the model, and no trial runs
+        if check is not None and check.keep_model:
+            # doing nothing is always a candidate: forget items that look held out by the
+            # profiler's neighbour estimate and by the target keep the model; no trial runs
             check = check.with_estimate(target_accuracy(targets, np.zeros(len(targets))),
                                         "neighbors" if target_info["target"] == "neighbors"
                                         else "reference")

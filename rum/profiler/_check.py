@@ -46,7 +46,9 @@ CLASS_WISE_SHARE = 0.9
 #: A class-wise label needs at least this many forget items.
 CLASS_WISE_MIN_ITEMS = 5
 #: The forget set is "like held-out" when the model's forget accuracy exceeds the
-#: neighbour estimate of a never-trained model's by at most this much ...
+#: estimate of a never-trained model's by at most this much, or by at most one standard
+#: error of that estimate on the forget set's size when that is larger (a gap of one item
+#: in twelve says little) ...
 HELDOUT_TOLERANCE = 0.02
 #: ... and a chi-square test does not reject (at this level) that its labels are drawn
 #: like the retain set's: a sub-population (one class, a cluster) is not a random sample,
@@ -75,7 +77,9 @@ class ForgetSetCheck:
         classes: the labels forgotten whole (class-wise), ascending.
         class_share: for each of ``classes``, the share of its items in the forget set.
         class_items: how many forget items carry one of ``classes``.
-        tolerance: the accuracy gap still counted as "like held-out".
+        tolerance: the accuracy gap still counted as "like held-out":
+            :data:`HELDOUT_TOLERANCE`, or one standard error of the estimate,
+            ``sqrt(e (1 - e) / n_forget)``, when that is larger.
         estimate: where ``heldout_estimate`` comes from: ``"neighbors"`` (the
             profiler's neighbour agreement) or ``"reference"`` (a short retrain
             that never saw the forget items, :meth:`with_estimate`).
@@ -117,15 +121,16 @@ class ForgetSetCheck:
         """The same check judged again with another held-out estimate (class-wise stays).
 
         Examples:
-            >>> c = ForgetSetCheck("like-held-out", 100, 1.0, 0.995, 0.5)
+            >>> c = ForgetSetCheck("like-held-out", 400, 1.0, 0.995, 0.5)
             >>> c.with_estimate(0.9, "reference").kind
             'to-unlearn'
         """
-        kind = self.kind
+        kind, tol = self.kind, self.tolerance
         if kind in ("like-held-out", "to-unlearn"):
-            kind = _verdict(self.forget_accuracy, heldout_estimate, self.label_mix_p, self.tolerance)
+            tol = tolerance(heldout_estimate, self.n_forget)
+            kind = _verdict(self.forget_accuracy, heldout_estimate, self.label_mix_p, tol)
         return dataclasses.replace(self, kind=kind, heldout_estimate=float(heldout_estimate),
-                                   estimate=source)
+                                   estimate=source, tolerance=tol)
 
     @property
     def reason(self) -> str:
@@ -211,7 +216,8 @@ def check_forget_set(forget_y, forget_correct, retain_counts=None, neighbour_agr
             nothing is checked).
         neighbour_agreement: per forget item, the share of its nearest retain items
             that carry its label (the held-out estimate).
-        tolerance: the largest accuracy gap still counted as "like held-out".
+        tolerance: the smallest tolerance: the accuracy gap still counted as "like
+            held-out" is this or one standard error of the estimate (:func:`tolerance`).
 
     Examples:
         >>> y = np.repeat([0, 1], 10)
@@ -247,7 +253,23 @@ def check_forget_set(forget_y, forget_correct, retain_counts=None, neighbour_agr
                               class_positions=tuple(int(i) for i in members), **common)
     if neighbour_agreement is None or math.isnan(est):
         return ForgetSetCheck("unchecked", **common)
-    return ForgetSetCheck(_verdict(acc, est, p, tolerance), **common)
+    tol = max(tolerance, _standard_error(est, n))
+    return ForgetSetCheck(_verdict(acc, est, p, tol), **{**common, "tolerance": tol})
+
+
+def _standard_error(estimate: float, n: int) -> float:
+    return math.sqrt(max(estimate * (1.0 - estimate), 0.0) / max(n, 1))
+
+
+def tolerance(estimate: float, n_forget: int, floor: float = HELDOUT_TOLERANCE) -> float:
+    """The accuracy gap still counted as "like held-out" for an estimate on ``n_forget`` items:
+    ``floor``, or one standard error of the estimate when that is larger.
+
+    Examples:
+        >>> tolerance(0.99, 1000), round(tolerance(0.9, 25), 3)
+        (0.02, 0.06)
+    """
+    return max(floor, _standard_error(estimate, n_forget))
 
 
 def _verdict(accuracy: float, estimate: float, p: float, tolerance: float) -> str:
