@@ -291,6 +291,11 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
                     seconds=t["total"], profile_s=t["profile"], plan_s=t["plan"],
                     retrain_s=t_re, diverged=res.diverged,
                     plan=[s.unlearner for s in res.plan.steps],
+                    # what the forget-set check said (profile.check), and whether the model was kept
+                    check=None if res.profile.check is None else res.profile.check.kind,
+                    heldout_estimate=(None if res.profile.check is None
+                                      else res.profile.check.heldout_estimate),
+                    kept="the model is kept" in res.plan.reason,
                 ))
             print(f"  {name} seed {seed} {sname}: done", flush=True)
     return rows

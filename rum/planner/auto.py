@@ -11,12 +11,18 @@ under the executor's retain guard; after each of its epochs the search scores
 
 (:func:`~rum.planner._targets.calibration_error`, with ``n`` the processed forget
 items) and keeps the best epoch. A trial stops early once :data:`AUTO_PATIENCE`
-epochs in a row have not improved J; a stage where doing nothing already scores 0 is
-not searched. The candidate and epoch count with the lowest J (doing nothing
-included) become the group's step. A last repair step over all groups follows; its
+epochs in a row have not improved J, or once J is on target (:data:`AUTO_ON_TARGET`);
+a stage where doing nothing already scores 0 is not searched. The candidate and epoch
+count with the lowest J become the group's step if they beat doing nothing by more
+than :data:`AUTO_MIN_GAIN`; otherwise the group gets no step. A last repair step over all groups follows; its
 candidates are fallbacks, not rivals: the first that improves J is kept. Where no
 group step was kept, candidates with an ``anchor`` are skipped (they would hold the
 forget items at the original model's predictions).
+
+The forget-set check of the profile (``profile.check``) comes first: a class-wise
+forget set's classes are taken out of the output layer (``forget-class``) without a
+search, and a forget set that the profiler's neighbour estimate and the target both
+find already like held-out data keeps the model (one ``noop`` step, no trial).
 
 With ``budget=`` the reference and each stage get an even share of the time left
 (:func:`stage_deadline`), and a trial stops after the epoch it is running at its
