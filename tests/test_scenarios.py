@@ -157,3 +157,23 @@ def test_forget_class_validates_and_needs_an_output_bias():
                       progress=False)
     with torch.no_grad():
         assert not (res.model(torch.as_tensor(X)).argmax(1) == 0).any()
+
+
+def test_a_plan_that_wrecks_the_retain_set_is_not_kept():
+    from rum._api import MAX_RETAIN_LOSS
+    from rum.demo import digits_scenario
+    from rum.policies import RUM
+
+    sc = digits_scenario(seed=0)
+    wreck = RUM({"low": ("neggrad", {"epochs": 5, "lr": 1.0}), "medium": "noop",
+                 "high": "noop", "repair": None})
+    res = rum.unlearn(sc.model, sc.forget, sc.retain, policy=wreck, retain_guard=None,
+                      random_state=0, progress=False)
+    assert state_equal(res.model, sc.model)  # the original, bit for bit
+    assert [s.unlearner for s in res.plan.steps] == ["noop"]
+    assert "neggrad" in res.plan.reason and "lost" in res.plan.reason
+    assert res.metrics["retain_acc_after"] == res.metrics["retain_acc_before"]
+    # the same steps without the policy's check: they do lose that much
+    ran = rum.execute(rum.plan(res.profile, wreck, retain_set=sc.retain), sc.model, sc.forget,
+                      sc.retain, retain_guard=None, random_state=0, progress=False)
+    assert ran.metrics["retain_acc_before"] - ran.metrics["retain_acc_after"] > MAX_RETAIN_LOSS
