@@ -296,6 +296,8 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
                     heldout_estimate=(None if res.profile.check is None
                                       else res.profile.check.heldout_estimate),
                     kept="the model is kept" in res.plan.reason,
+                    # kept because the plan lost too much retain accuracy (rum._api.MAX_RETAIN_LOSS)
+                    reverted="of retain accuracy" in res.plan.reason,
                 ))
             print(f"  {name} seed {seed} {sname}: done", flush=True)
     return rows

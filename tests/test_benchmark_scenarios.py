@@ -8,7 +8,8 @@ from benchmarks.scenarios import SCENARIO_NAMES, check_agreement, targets
 
 def _row(task, seed, scenario, method, tow, forget=1.0, forget_ref=1.0, kept=False):
     return dict(task=task, seed=seed, scenario=scenario, method=method, tow=tow, forget=forget,
-                forget_ref=forget_ref, kept=kept, seconds=1.0, retrain_s=10.0)
+                forget_ref=forget_ref, kept=kept, seconds=1.0, retrain_s=10.0,
+                check="like-held-out" if kept else "to-unlearn")
 
 
 def test_the_new_scenarios_leave_the_first_full_runs_alone():
