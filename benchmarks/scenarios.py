@@ -206,8 +206,9 @@ def main(argv: list[str] | None = None) -> str:
     text = report(rows, tasks, cmd=cmd, machine=machine(), wall_s=wall)
     if not args.no_write:
         write_section(args.section, text)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"rows_{args.section}.json").write_text(json.dumps(rows, default=str))
+        if not args.from_rows:  # rows read from files are kept where they are
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"rows_{args.section}.json").write_text(json.dumps(rows, default=str))
     print(text)
     return text
 
