@@ -25,6 +25,7 @@ PAGES: tuple[tuple[str, Path], ...] = (
     ("unlearners", _SUB / "unlearners.md"),
     ("influence", _SUB / "influence.md"),
     ("audit", _SUB / "audit.md"),
+    ("scenarios", _SUB / "scenarios.md"),
 )
 
 

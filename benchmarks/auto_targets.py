@@ -44,7 +44,8 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.rum_suite import CACHE, SCENARIOS, ci, feldman_zhang_result, make_scenarios
+from benchmarks.rum_suite import CACHE, ci, feldman_zhang_result, make_scenarios
+from benchmarks.rum_suite import CLASSIC_SCENARIOS as SCENARIOS
 from benchmarks.tasks import load_task, train
 from rum._data import as_data
 from rum.planner._targets import holdout_indices, neighbour_targets, parse_target, reference_targets

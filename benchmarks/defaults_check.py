@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 import rum
+from benchmarks.tasks import BN_RECIPE, bn_cnn  # noqa: F401  (the suite's BatchNorm task)
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "defaults_check"
 #: Where a run with ``--section`` saves its rows (committed beside the tables).
@@ -55,20 +56,6 @@ NEW = ("ssd", "bad-teacher", "boundary-shrink", "unsir")
 MIN_PROGRESS = 0.25
 #: ... with test accuracy at most this much below the original's.
 MAX_TEST_DROP = 0.10
-BN_RECIPE = dict(epochs=30, lr=0.05, batch_size=64, optimizer="sgd", momentum=0.9,
-                 weight_decay=5e-4)
-
-
-def bn_cnn() -> nn.Module:
-    """A small CNN with batch normalisation for 1x8x8 digits."""
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32 * 4 * 4, 64), nn.BatchNorm1d(64), nn.ReLU(),
-        nn.Linear(64, 10),
-    )
 
 
 @dataclass

@@ -29,7 +29,8 @@ import time
 import numpy as np
 import torch
 
-from benchmarks.rum_suite import RESULTS, SCENARIOS, ci, run_task, time_ratio
+from benchmarks.rum_suite import CLASSIC_SCENARIOS as SCENARIOS
+from benchmarks.rum_suite import RESULTS, ci, run_task, time_ratio
 
 #: Row label -> ``rum.unlearn`` arguments (resolved by :func:`benchmarks.rum_suite.with_memorization`).
 SOURCES = {

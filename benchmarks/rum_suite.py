@@ -62,8 +62,22 @@ DEFAULT_SEEDS = 5
 
 SCENARIOS = [
     "random", "mem-low", "mem-medium", "mem-high", "es-low", "es-medium", "es-high", "mixed",
-    "subgroup",
+    "subgroup", "random-1", "random-5", "class-wise",
 ]
+#: The scenarios of the first full runs (a run without ``--scenarios`` still runs these only).
+CLASSIC_SCENARIOS = SCENARIOS[:9]
+#: Scenario families, each with a table of its own on docs/benchmarks/scenarios.md:
+#: random at 1 %, 5 % and 10 % ("random"); every item of one class (the seed's class
+#: modulo the number of classes, so five seeds forget five classes); one k-means cluster
+#: of one class ("subgroup", the sub-class scenario); and the RUM paper's.
+FAMILIES = {
+    "random": ["random-1", "random-5", "random"],
+    "class-wise": ["class-wise"],
+    "sub-class": ["subgroup"],
+    "mixed": ["mixed"],
+    "memorization": ["mem-low", "mem-medium", "mem-high"],
+    "entanglement": ["es-low", "es-medium", "es-high"],
+}
 #: The scenarios drawn from Feldman-Zhang memorization (the others do without it).
 MEMORIZATION_SCENARIOS = ["mem-low", "mem-medium", "mem-high"]
 
@@ -116,7 +130,9 @@ def make_scenarios(task: Task, mem: np.ndarray | None, seed: int, names: list[st
     emb = embed(task.model, as_data((task.X_train, task.y_train)))[0].numpy()
     dist = np.linalg.norm(emb - emb.mean(0), axis=1)
     bins = np.array_split(np.argsort(dist, kind="stable"), 10)
-    # in the order of SCENARIOS, whatever was asked: random, mixed and subgroup share `rng`
+    # in the order of SCENARIOS, whatever was asked: random, mixed and subgroup share `rng`;
+    # the scenarios added later draw from a generator of their own, so the first ones stay put
+    rng_new = np.random.default_rng(seed + 2000)
     for name in SCENARIOS:
         if name in MEMORIZATION_SCENARIOS and name not in names:
             continue
@@ -138,10 +154,14 @@ def make_scenarios(task: Task, mem: np.ndarray | None, seed: int, names: list[st
             mis = np.flatnonzero(task.mislabeled)
             ordinary = rng.choice(np.flatnonzero(~task.mislabeled), len(mis), replace=False)
             idx = np.concatenate([mis, ordinary])
+        elif name in ("random-1", "random-5"):
+            idx = rng_new.choice(n, max(1, int(round(int(name[-1]) / 100 * n))), replace=False)
+        elif name == "class-wise":
+            idx = np.flatnonzero(task.y_train == seed % (int(task.y_train.max()) + 1))
         else:  # subgroup
             c = int(rng.integers(0, int(task.y_train.max()) + 1))
             members = np.flatnonzero(task.y_train == c)
-            lab = KMeans(2, n_init=4, random_state=seed).fit_predict(task.X_train[members])
+            lab = KMeans(2, n_init=4, random_state=seed).fit_predict(task.X_train[members].reshape(len(members), -1))
             sizes = np.bincount(lab, minlength=2)
             pick = int(np.argmin(sizes)) if sizes.min() >= 10 else int(np.argmax(sizes))
             idx = members[lab == pick][:k]
@@ -271,6 +291,13 @@ def run_task(name: str, seeds: list[int], scen_names: list[str], meths: dict, fz
                     seconds=t["total"], profile_s=t["profile"], plan_s=t["plan"],
                     retrain_s=t_re, diverged=res.diverged,
                     plan=[s.unlearner for s in res.plan.steps],
+                    # what the forget-set check said (profile.check), and whether the model was kept
+                    check=None if res.profile.check is None else res.profile.check.kind,
+                    heldout_estimate=(None if res.profile.check is None
+                                      else res.profile.check.heldout_estimate),
+                    kept="the model is kept" in res.plan.reason,
+                    # kept because the plan lost too much retain accuracy (rum._api.MAX_RETAIN_LOSS)
+                    reverted="of retain accuracy" in res.plan.reason,
                 ))
             print(f"  {name} seed {seed} {sname}: done", flush=True)
     return rows
@@ -445,7 +472,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> str:
     every_task = ",".join(LARGE_TASKS if args.scale == "large" else TASKS)
     tasks = (args.tasks or ("digits" if args.quick else every_task)).split(",")
     seeds = list(range(args.seeds or (1 if args.quick else DEFAULT_SEEDS)))
-    scen_names = ["random", "mem-high", "mixed"] if args.quick else SCENARIOS
+    scen_names = ["random", "mem-high", "mixed"] if args.quick else CLASSIC_SCENARIOS
     if args.scenarios:
         scen_names = [s for s in SCENARIOS if s in args.scenarios.split(",")]
     fz_runs = args.fz_runs or (8 if args.quick else 16)

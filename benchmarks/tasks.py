@@ -18,7 +18,7 @@ from torch import nn
 import rum
 
 #: The benchmark tasks :func:`load_task` builds, in the order of a full run.
-TASKS = ["digits", "tabular", "mnist1d"]
+TASKS = ["digits", "tabular", "mnist1d", "bn-cnn"]
 #: The tasks with a ``scale="large"`` setting (mnist1d generated with 40,000 samples).
 LARGE_TASKS = ["mnist1d"]
 
@@ -65,6 +65,23 @@ def mnist1d_cnn() -> nn.Module:
     )
 
 
+#: The BatchNorm CNN's recipe: SGD with momentum and weight decay, as such models are trained.
+BN_RECIPE = dict(epochs=30, lr=0.05, batch_size=64, optimizer="sgd", momentum=0.9,
+                 weight_decay=5e-4)
+
+
+def bn_cnn() -> nn.Module:
+    """A small CNN with batch normalisation for 1x8x8 digits."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64), nn.BatchNorm1d(64), nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
 def _flip(y: np.ndarray, noise: float, n_classes: int, rng: np.random.Generator):
     y = y.copy()
     n = int(round(noise * len(y)))
@@ -94,6 +111,15 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
         X_tr, X_te = _standardise(X_tr, X_te)
         n_classes, make, recipe = 10, digits_mlp, dict(epochs=60, lr=1e-3, batch_size=64, optimizer="adam")
+    elif name == "bn-cnn":
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+        mu, sd = X_tr.mean(), X_tr.std()
+        X_tr = ((X_tr - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+        X_te = ((X_te - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+        n_classes, make, recipe = 10, bn_cnn, dict(BN_RECIPE)
     elif name == "tabular":
         from sklearn.datasets import load_breast_cancer
 

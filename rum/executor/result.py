@@ -94,6 +94,8 @@ class UnlearnResult:
         for s in self.steps:
             if s.message:
                 out += f"\nstep {s.step}: {s.message}"
+        if self.plan.reason:
+            out += f"\nwhy this plan: {self.plan.reason}"
         if self.search is not None:
             out += f"\n{self.search.summary()} (result.search lists them)"
         return out

@@ -142,4 +142,5 @@ def plan(
     steps = tuple(dataclasses.replace(s, retain_policy=retain_policy) for s in pol.steps(profile, seed))
     if retain_set is not None and not n_retain:
         n_retain = len(as_data(retain_set, "retain_set", allow_empty=True))
-    return Plan(steps=steps, policy=pol.label, n_forget=len(profile), n_retain=n_retain)
+    return Plan(steps=steps, policy=pol.label, n_forget=len(profile), n_retain=n_retain,
+                reason=pol.explain(profile))

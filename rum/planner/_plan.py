@@ -46,7 +46,8 @@ class Step:
     """One unlearning step.
 
     Attributes:
-        group: the profile group it treats (-1 for the whole forget set).
+        group: the profile group it treats (-1 for the whole forget set, -2 for
+            the items of the classes a class-wise forget set takes out).
         indices: forget-set positions of the items it unlearns.
         unlearner: a registry name (or ``module:Class`` for unregistered classes).
         params: the unlearner's hyper-parameters.
@@ -185,6 +186,9 @@ class Plan:
         search: for a plan of the ``auto`` policy, what its search aimed at and
             tried (:class:`~rum.planner.SearchReport`; ``print(plan.search)``);
             otherwise ``None``. Saved with the plan; plans compare equal without it.
+        reason: why the plan is what it is, when the forget set decided it (a
+            class-wise forget set, or one the model already treats like held-out
+            data, so that the model is kept); empty otherwise.
 
     Examples:
         >>> plan = Plan((Step(0, [0, 1], "finetune", {"epochs": 3}),), policy="manual", n_forget=2)
@@ -197,6 +201,7 @@ class Plan:
     n_forget: int = 0
     n_retain: int = 0
     search: SearchReport | None = field(default=None, compare=False, repr=False)
+    reason: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -239,6 +244,8 @@ class Plan:
         text = table(
             ["step", "group", "items", "unlearner", "est. retain epochs", "params"], rows, title
         )
+        if self.reason:
+            text += f"\nwhy: {self.reason}"
         known = [c for c in costs if c is not None]
         if known and len(known) == len(costs):
             text += f"\nestimated total: {sum(known):.2f} retain epochs"
@@ -267,6 +274,8 @@ class Plan:
         }
         if self.search is not None:
             out["search"] = self.search.to_dict()
+        if self.reason:
+            out["reason"] = self.reason
         return out
 
     @classmethod
@@ -277,6 +286,7 @@ class Plan:
             n_forget=int(d.get("n_forget", 0)),
             n_retain=int(d.get("n_retain", 0)),
             search=None if d.get("search") is None else SearchReport.from_dict(d["search"]),
+            reason=str(d.get("reason", "")),
         )
 
     def save(self, path: str | Path) -> Path:

@@ -44,6 +44,7 @@ __all__ = [
     "AUTO_TARGET_MIN_PROGRESS",
     "AUTO_TARGET_MIN_STEPS",
     "calibration_error",
+    "confirm_heldout",
     "holdout_indices",
     "neighbour_targets",
     "parse_target",
@@ -295,3 +296,29 @@ def parse_target(
         u.set_params(batch_size=reference_batch_size(n_retain - _holdout_size(n_retain),
                                                      u.get_params()["batch_size"]))
     return u
+
+
+def confirm_heldout(check, model: torch.nn.Module, forget: TensorData, retain: TensorData, *,
+                    device: torch.device, seed: int, n_classes: int):
+    """``check`` (``profile.check``) judged again with a short retrain's estimate, when it
+    says the forget items already behave like held-out items.
+
+    The profiler's neighbour agreement is measured in the trained model's own
+    embedding, which pulls memorised items towards their labels, so it can call
+    items "like held-out" that a model which never saw them gets wrong. Before the
+    model is kept, the default reference of ``auto`` (:data:`AUTO_TARGET`, trained on
+    the retain set less a held-out slice) estimates that accuracy instead. A
+    reference too weak to judge by (:data:`AUTO_TARGET_MIN_PROGRESS`) leaves the
+    check as it was. Any other check is returned unchanged.
+    """
+    if check is None or not check.keep_model or retain is None or len(retain) < 2:
+        return check
+    reference = parse_target(None, model, len(retain))
+    if reference is None:
+        return check
+    val_idx = holdout_indices(len(retain), seed)
+    targets, _ = reference_targets(reference, model, forget, retain, val_idx, device=device,
+                                   seed=seed, n_classes=n_classes)
+    if targets is None:
+        return check
+    return check.with_estimate(target_accuracy(targets, np.zeros(len(targets))), "reference")

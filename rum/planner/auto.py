@@ -11,12 +11,18 @@ under the executor's retain guard; after each of its epochs the search scores
 
 (:func:`~rum.planner._targets.calibration_error`, with ``n`` the processed forget
 items) and keeps the best epoch. A trial stops early once :data:`AUTO_PATIENCE`
-epochs in a row have not improved J; a stage where doing nothing already scores 0 is
-not searched. The candidate and epoch count with the lowest J (doing nothing
-included) become the group's step. A last repair step over all groups follows; its
+epochs in a row have not improved J, or once J is on target (:data:`AUTO_ON_TARGET`);
+a stage where doing nothing already scores 0 is not searched. The candidate and epoch
+count with the lowest J become the group's step if they beat doing nothing by more
+than :data:`AUTO_MIN_GAIN`; otherwise the group gets no step. A last repair step over all groups follows; its
 candidates are fallbacks, not rivals: the first that improves J is kept. Where no
 group step was kept, candidates with an ``anchor`` are skipped (they would hold the
 forget items at the original model's predictions).
+
+The forget-set check of the profile (``profile.check``) comes first: a class-wise
+forget set's classes are taken out of the output layer (``forget-class``) without a
+search, and a forget set that the profiler's neighbour estimate and the target both
+find already like held-out data keeps the model (one ``noop`` step, no trial).
 
 With ``budget=`` the reference and each stage get an even share of the time left
 (:func:`stage_deadline`), and a trial stops after the epoch it is running at its
@@ -62,6 +68,7 @@ from rum.planner.policies import (
     SearchPolicy,
     as_unlearner,
     as_unlearners,
+    class_step,
     is_pair,
     register_policy,
 )
@@ -73,6 +80,8 @@ __all__ = [
     "AUTO_CANDIDATES",
     "AUTO_REPAIR",
     "AUTO_PATIENCE",
+    "AUTO_MIN_GAIN",
+    "AUTO_ON_TARGET",
     "BUDGET_CONSTRAINT",
     "stage_deadline",
 ]
@@ -91,6 +100,12 @@ AUTO_REPAIR: tuple = (
 )
 #: A trial stops once this many epochs in a row have not improved its best score.
 AUTO_PATIENCE = 2
+#: A group's candidate is kept only when it beats doing nothing by more than this: a
+#: smaller gain is within the noise of the oracle-free target, and every step also moves
+#: what the score does not see (test accuracy). Doing nothing is always a candidate.
+AUTO_MIN_GAIN = 0.01
+#: A trial whose score reaches this is on target: it stops, and no further candidate runs.
+AUTO_ON_TARGET = 0.005
 #: What ``budget=`` accepts: seconds above 0, or ``None`` (no limit).
 BUDGET_CONSTRAINT = [Interval(float, 0, None, closed="neither"), NONE]
 
@@ -294,7 +309,7 @@ def _trial(ctx: PlanningContext, u: Unlearner, model, forget_i, seed: int, score
             if s < best["score"] - 1e-9 and not (guarded and guard.hit):
                 snapshot(s, epoch, m, run_ctx.iterations, run_ctx.last_loss)
             # later epochs cannot change the first ones, so stopping keeps the replay exact
-            if epoch - trend["epochs"] >= AUTO_PATIENCE:
+            if epoch - trend["epochs"] >= AUTO_PATIENCE or best["score"] <= AUTO_ON_TARGET:
                 return True
         if deadline is not None and _clock() >= deadline:
             best["cut"] = epoch < u.get_params().get("epochs", epoch + 1)
@@ -327,6 +342,19 @@ class _Search:
         t0 = time.perf_counter()
         end = None if self.budget is None else _clock() + self.budget
         groups = [s.group for s in profile.summary]
+        steps: list[Step] = []
+        results: list[StepResult] = []
+        check, reason = profile.check, ""
+        if check is not None and check.kind == "class-wise":
+            # the classes' items are taken out of the output layer first (no search: a model
+            # that never saw a class does not predict it); the rest, if any, is searched
+            reason = check.reason
+            self._class_step(model, check, steps, results)
+            if check.class_items == len(profile):
+                report = SearchReport((), "class-wise", {}, 0.0, time.perf_counter() - t0)
+                plan = Plan(tuple(steps), policy=self.label, n_forget=len(profile), search=report,
+                            reason=reason)
+                return plan, model, tuple(results)
         stages_left = len(groups) + (1 if repair else 0)  # each gets a share of what is left
         val_idx = holdout_indices(len(retain), seed, self.holdout)
         targets, target_info = None, {"target": "neighbors"}
@@ -347,11 +375,26 @@ class _Search:
         elif targets is None:
             targets = neighbour_targets(model, forget, retain, k=self.k)
         self.targets = targets  # per forget item (read by tests and diagnostics)
+        if check is not None and check.keep_model:
+            # doing nothing is always a candidate: forget items that look held out by the
+            # profiler's neighbour estimate and by the target keep the model; no trial runs
+            check = check.with_estimate(target_accuracy(targets, np.zeros(len(targets))),
+                                        "neighbors" if target_info["target"] == "neighbors"
+                                        else "reference")
+            if check.keep_model:
+                bar.close()
+                steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+                results.append(StepResult(step=0, group=-1, unlearner="noop", n_items=len(profile),
+                                          seconds=0.0))
+                report = SearchReport((), target_info["target"], target_info.get("reference", {}),
+                                      target_accuracy(targets, profile.groups),
+                                      time.perf_counter() - t0, budget=self.budget)
+                plan = Plan(tuple(steps), policy=self.label, n_forget=len(profile), search=report,
+                            reason=check.reason)
+                return plan, model, tuple(results)
         guard = ctx.guard(model)
         scorer = _Scorer(model, forget, targets, profile.groups,
                          guard_slice(retain, seed) if guard.data is None else guard.data)
-        steps: list[Step] = []
-        results: list[StepResult] = []
         trials: list[Trial] = []
         on_target: list[int] = []  # stages where doing nothing already scored 0: none searched
         cut: list[int] = []  # stages the budget cut short
@@ -373,10 +416,14 @@ class _Search:
             if base <= 0.0:  # no score is below 0, and a candidate is kept only if it scores lower
                 on_target.append(group)
                 return
-            best: tuple = (base, None, None, None)  # score, unlearner, trial record, trial index
+            # a group step must beat doing nothing by a margin; the repair only has to improve
+            bar_score = base if first_improvement else base - AUTO_MIN_GAIN
+            best: tuple = (bar_score, None, None, None)  # score, unlearner, trial record, trial index
             for spec in specs:
                 if first_improvement and best[1] is not None:
                     break
+                if best[1] is not None and best[0] <= AUTO_ON_TARGET:
+                    break  # clearly on target: no other candidate can do better by much
                 if deadline is not None and _clock() >= deadline:
                     cut.append(group)  # candidates left untried
                     break
@@ -427,5 +474,21 @@ class _Search:
                               target_accuracy(targets, profile.groups), time.perf_counter() - t0,
                               on_target=tuple(on_target), budget=self.budget,
                               cut=tuple(dict.fromkeys(cut)))
-        plan = Plan(tuple(steps), policy=self.label, n_forget=len(profile), search=report)
+        plan = Plan(tuple(steps), policy=self.label, n_forget=len(profile), search=report,
+                    reason=reason)
         return plan, model, tuple(results)
+
+    def _class_step(self, model: torch.nn.Module, check, steps: list, results: list) -> None:
+        """Run the class-wise step on ``model`` in place (the plan's first step)."""
+        ctx = self.ctx
+        step = class_step(check)
+        t = time.perf_counter()
+        run = ctx.run(step.build(), copy.deepcopy(model),
+                      ctx.forget.subset(np.asarray(check.class_positions)), ctx.retain,
+                      seed=ctx.step_seed(0), guard=ctx.guard(model))
+        if run.status != "ok":
+            return
+        model.load_state_dict(run.model.state_dict())
+        steps.append(step)
+        results.append(StepResult(step=0, group=step.group, unlearner=step.unlearner,
+                                  n_items=len(step.indices), seconds=time.perf_counter() - t))

@@ -39,6 +39,7 @@ from rum.exceptions import InvalidParameterError, UnknownNameError
 from rum.planner._plan import Plan, Step
 from rum.profiler._profile import Profile
 from rum.unlearners.base import Unlearner
+from rum.unlearners.forget_class import ForgetClass  # noqa: F401 - registers "forget-class"
 from rum.unlearners.registry import make_unlearner
 
 __all__ = [
@@ -242,6 +243,11 @@ class Policy(ABC):
     @abstractmethod
     def steps(self, profile: Profile, seed: int) -> list[Step]:
         """The ordered steps for ``profile`` (``seed`` for randomised policies)."""
+
+    def explain(self, profile: Profile) -> str:
+        """Why the plan for ``profile`` is what it is, when the forget set decided it
+        (recorded as ``plan.reason``); empty by default."""
+        return ""
 
     def get_params(self) -> dict[str, Any]:
         """The policy's choices, as given to ``__init__``."""
@@ -490,20 +496,47 @@ class RUM(Policy):
     def steps(self, profile, seed):
         user = _group_keys(self.unlearners or {}, "unlearners", _LEVELS)
         _check_groups(list(user), profile, "unlearners")
-        steps = []
+        check = profile.check
+        if check is not None and check.keep_model:
+            return [noop_step(len(profile))]
+        steps, skip = [], np.zeros(len(profile), dtype=bool)
+        if check is not None and check.kind == "class-wise":
+            steps.append(class_step(check))
+            skip[list(check.class_positions)] = True
         for s, level in zip(profile.summary, difficulty_names(profile.n_groups)):
             spec = user.get(s.group, user.get(level, RUM_MAPPING[level]))
             u, fallbacks = as_choice(spec, f"unlearners[{s.group!r}]")
-            if type(u).name == "noop":
+            indices = profile.indices(s.group)
+            indices = indices[~skip[indices]]
+            if type(u).name == "noop" or not len(indices):
                 continue
-            steps.append(Step.from_unlearner(s.group, profile.indices(s.group), u, fallbacks=fallbacks))
+            steps.append(Step.from_unlearner(s.group, indices, u, fallbacks=fallbacks))
         repair = user.get("repair", RUM_MAPPING["repair"])
-        if repair is not None:
+        rest = np.flatnonzero(~skip)
+        if repair is not None and len(rest):
             u, fallbacks = as_choice(repair, "unlearners['repair']")
-            steps.append(Step.from_unlearner(-1, range(len(profile)), u, fallbacks=fallbacks))
+            steps.append(Step.from_unlearner(-1, rest, u, fallbacks=fallbacks))
         if not steps:
-            steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+            steps.append(noop_step(len(profile)))
         return steps
+
+    def explain(self, profile):
+        check = profile.check
+        if check is None or not (check.keep_model or check.kind == "class-wise"):
+            return ""
+        return check.reason
+
+
+def noop_step(n_forget: int) -> Step:
+    """The one step of a plan that keeps the model: ``noop`` over the whole forget set."""
+    return Step.from_unlearner(-1, range(n_forget), as_unlearner("noop", "noop"))
+
+
+def class_step(check) -> Step:
+    """The step that forgets the classes of a class-wise forget set (``profile.check``):
+    ``forget-class`` over their items (group ``-2``)."""
+    u = as_unlearner(("forget-class", {"classes": list(check.classes)}), "forget-class")
+    return Step.from_unlearner(-2, check.class_positions, u)
 
 
 @register_policy("mapping")

@@ -19,6 +19,7 @@ from rum._data import TensorData, as_data
 from rum._model import check_model, fit_to_model, select_output
 from rum._validation import Interval, check_random_state, did_you_mean, validate_params
 from rum.exceptions import InvalidParameterError, RetainRequiredError
+from rum.profiler._check import ForgetSetCheck, check_forget_set
 from rum.profiler._profile import GroupSummary, Profile
 from rum.profiler.embeddings import EmbeddingCapture, find_embedding_layer, iter_embeddings
 from rum.profiler.entanglement import (
@@ -43,12 +44,13 @@ from rum.profiler.memorization import (
     load_scores,
     register_scorer,
 )
-from rum.profiler.proxies import MemorizationRecorder, StreamingTopK
+from rum.profiler.proxies import MemorizationRecorder, StreamingTopK, neighbor_disagreement
 
 __all__ = [
     "profile",
     "Profile",
     "GroupSummary",
+    "ForgetSetCheck",
     "PROFILE_OPTIONS",
     "check_profile_options",
     "ENTANGLEMENT_SCORES",
@@ -176,7 +178,8 @@ def _profile_data(
             f"needs at least one item. Use n_groups <= {n}."
         )
     scorer, precomputed, mem_name = _resolve_memorization(memorization, n, retain is not None)
-    need_knn = scorer is not None and scorer.needs_neighbors
+    # the neighbours also give the forget-set check its held-out estimate (profile.check)
+    need_knn = retain is not None
 
     # one pass over the forget set, one streamed pass over the retain set
     with EmbeddingCapture(model, embedding_layer) as cap:
@@ -189,11 +192,16 @@ def _profile_data(
         if retain is not None:
             moments, cents = MomentAccumulator(), ClassCentroids()
             knn = StreamingTopK(f_emb, N_NEIGHBORS) if need_knn else None
+            retain_counts = np.zeros(0, dtype=np.int64)
             for e, _, yb in iter_embeddings(cap, retain.batches(batch_size)):
                 moments.update(e)
                 cents.update(e, yb)
                 if knn is not None:
                     knn.update(e, yb)
+                counts = np.bincount(yb.cpu().numpy().astype(np.int64).reshape(-1))
+                size = max(len(counts), len(retain_counts))
+                retain_counts = (np.pad(retain_counts, (0, size - len(retain_counts)))
+                                 + np.pad(counts, (0, size - len(counts))))
         layer_name = cap.name
 
     inputs = ScoringInputs(
@@ -218,6 +226,12 @@ def _profile_data(
         ent = centroid_distance(f_emb, moments)
 
     groups, group_name = make_groups(grouping, mem, ent, n_groups, embeddings=f_emb, seed=seed)
+    y_f = forget.y.cpu().reshape(-1)
+    check = check_forget_set(
+        y_f.numpy(), (f_logits.argmax(1).cpu() == y_f).numpy(),
+        None if retain is None else retain_counts,
+        None if knn is None else 1.0 - neighbor_disagreement(knn.labels, y_f),
+    )
     es: dict[int, float] = {}
     if moments is not None:
         for g in np.unique(groups):
@@ -234,6 +248,7 @@ def _profile_data(
             "embedding_layer": layer_name,
         },
         seed=seed,
+        check=check,
     )
 
 

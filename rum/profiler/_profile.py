@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from rum._records import float_array, frozen_array, jsonable, load_json, save_json, table
+from rum.profiler._check import ForgetSetCheck
 
 __all__ = ["Profile", "GroupSummary"]
 
@@ -60,6 +61,9 @@ class Profile:
         scorers: the names of the memorization scorer, the entanglement scorer
             and the grouping strategy used.
         seed: the seed the profile was computed with.
+        check: what kind of forget set this is (class-wise, already like
+            held-out data, or neither; :class:`~rum.profiler.ForgetSetCheck`),
+            or ``None`` when not measured (a profile built from arrays).
 
     Examples:
         >>> import numpy as np
@@ -74,6 +78,7 @@ class Profile:
     summary: tuple[GroupSummary, ...]
     scorers: dict = field(default_factory=dict)
     seed: int | None = None
+    check: ForgetSetCheck | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "memorization", float_array(self.memorization))
@@ -114,6 +119,7 @@ class Profile:
         es: dict[int, float] | None = None,
         scorers: dict | None = None,
         seed: int | None = None,
+        check: ForgetSetCheck | None = None,
     ) -> Profile:
         """Build a profile and its group summary from per-item arrays."""
         mem = np.asarray(memorization, dtype=float)
@@ -131,7 +137,7 @@ class Profile:
                     es=float((es or {}).get(int(g), np.nan)),
                 )
             )
-        return cls(mem, ent, groups, tuple(summary), dict(scorers or {}), seed)
+        return cls(mem, ent, groups, tuple(summary), dict(scorers or {}), seed, check)
 
     # -- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -150,7 +156,8 @@ class Profile:
         rows = [(s.group, s.size, s.memorization, s.entanglement, s.es) for s in self.summary]
         scorer_txt = ", ".join(f"{k}={v}" for k, v in self.scorers.items())
         title = f"Profile of {len(self)} forget items" + (f" ({scorer_txt})" if scorer_txt else "")
-        return table(["group", "size", "memorization", "entanglement", "ES"], rows, title)
+        text = table(["group", "size", "memorization", "entanglement", "ES"], rows, title)
+        return text if self.check is None else f"{text}\nforget set: {self.check.reason}"
 
     def plot(self, ax: Any = None):
         """Scatter memorization against entanglement, coloured by group (needs the ``plot`` extra)."""
@@ -175,6 +182,7 @@ class Profile:
             "summary": [s.to_dict() for s in self.summary],
             "scorers": jsonable(self.scorers),
             "seed": self.seed,
+            **({} if self.check is None else {"check": self.check.to_dict()}),
         }
 
     @classmethod
@@ -186,6 +194,7 @@ class Profile:
             summary=tuple(GroupSummary.from_dict(s) for s in d["summary"]),
             scorers=dict(d.get("scorers") or {}),
             seed=d.get("seed"),
+            check=None if d.get("check") is None else ForgetSetCheck.from_dict(d["check"]),
         )
 
     def save(self, path: str | Path) -> Path:
