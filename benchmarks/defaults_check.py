@@ -49,6 +49,16 @@ CACHE = Path(__file__).resolve().parent / ".cache" / "defaults_check"
 #: Where a run with ``--section`` saves its rows (committed beside the tables).
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("demo-mlp", "mnist1d-cnn", "bn-cnn")
+#: Models of the step-size issue's matrix besides MODELS: an MLP with dropout trained with
+#: SGD (momentum, weight decay), the 1-D CNN trained with AdamW, and a small transformer
+#: classifier trained with AdamW on synthetic token sequences.
+MORE_MODELS = ("dropout-mlp", "mnist1d-cnn-adamw", "transformer")
+#: How each model was trained (the matrix's optimiser column).
+TRAINED_WITH = {"demo-mlp": "Adam", "mnist1d-cnn": "Adam", "bn-cnn": "SGD+momentum+wd",
+                "dropout-mlp": "SGD+momentum+wd", "mnist1d-cnn-adamw": "AdamW",
+                "transformer": "AdamW"}
+#: The tuned ceiling's grid: the unlearner's reference learning rate times these factors.
+GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
 SCENARIOS = ("mixed", "random", "class-wise")
 NEW = ("ssd", "bad-teacher", "boundary-shrink", "unsir")
 #: Closing at least this fraction of the forget-accuracy gap counts as real work.
@@ -57,6 +67,72 @@ MIN_PROGRESS = 0.25
 MAX_TEST_DROP = 0.10
 BN_RECIPE = dict(epochs=30, lr=0.05, batch_size=64, optimizer="sgd", momentum=0.9,
                  weight_decay=5e-4)
+DROPOUT_RECIPE = dict(epochs=60, lr=0.05, batch_size=64, optimizer="sgd", momentum=0.9,
+                      weight_decay=5e-4)
+#: AdamW is not one of rum.fit's optimisers: these recipes run the benchmark's own loop.
+ADAMW_CNN_RECIPE = dict(epochs=40, lr=1e-3, batch_size=64, optimizer="adamw", weight_decay=0.05)
+TRANSFORMER_RECIPE = dict(epochs=60, lr=2e-3, batch_size=64, optimizer="adamw", weight_decay=0.01)
+#: Token sequences of the transformer task: length, vocabulary (2 marker tokens per class,
+#: then neutral tokens), items.
+SEQ_LEN, VOCAB, N_TOKENS_ITEMS = 16, 40, 2500
+
+
+def dropout_mlp() -> nn.Module:
+    """An MLP with dropout for the 64 digits features."""
+    return nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(256, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
+
+
+class TinyTransformer(nn.Module):
+    """A two-layer transformer encoder over token ids, mean-pooled, then a linear head."""
+
+    def __init__(self, vocab: int = VOCAB, d: int = 32, length: int = SEQ_LEN, n_classes: int = 10):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(length, d)
+        layer = nn.TransformerEncoderLayer(d, 4, dim_feedforward=64, dropout=0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(d, n_classes)
+
+    def forward(self, x):
+        h = self.emb(x) + self.pos(torch.arange(x.shape[1], device=x.device))
+        return self.head(self.encoder(h).mean(1))
+
+
+def token_task(seed: int):
+    """Synthetic token sequences: the class is the one whose two marker tokens occur most.
+
+    Each sequence holds 3 markers of its class, 2 of another class and neutral tokens,
+    shuffled, so the model must count, not just spot, a marker.
+    """
+    rng = np.random.default_rng(seed + 7)
+    n = N_TOKENS_ITEMS
+    y = rng.integers(0, 10, n)
+    other = (y + rng.integers(1, 10, n)) % 10
+    X = rng.integers(20, VOCAB, (n, SEQ_LEN))
+    for i in range(n):
+        marks = [2 * y[i] + rng.integers(0, 2) for _ in range(3)]
+        marks += [2 * other[i] + rng.integers(0, 2) for _ in range(2)]
+        pos = rng.choice(SEQ_LEN, 5, replace=False)
+        X[i, pos] = marks
+    return X.astype(np.int64), y
+
+
+def _fit_adamw(model, X, y, seed, epochs, lr, batch_size, weight_decay, **_):
+    """Train with AdamW (the benchmark's own loop; seeded, the caller's RNG untouched)."""
+    X, y = torch.as_tensor(X), torch.as_tensor(y)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        model.train()
+        for _ in range(epochs):
+            for idx in torch.randperm(len(y), generator=gen).split(batch_size):
+                loss = nn.functional.cross_entropy(model(X[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return model.eval()
 
 
 def bn_cnn() -> nn.Module:
@@ -100,6 +176,8 @@ def _train(make, recipe, X, y, seed):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = make()
+    if recipe.get("optimizer") == "adamw":
+        return _fit_adamw(model, X, y, seed, **recipe)
     rum.fit(model, (X, y), random_state=seed, device="cpu", **recipe)
     return model.eval()
 
@@ -129,12 +207,26 @@ def setup(name: str, seed: int) -> Setup:
         mis = np.concatenate([sc.mislabeled, np.zeros(len(sc.retain[1]), bool)])
         return Setup(name, sc.model.eval(), make_mlp, dict(RECIPE), X, y, mis, sc.test[0],
                      sc.test[1], demo_forget=np.arange(len(sc.forget[1])))
-    if name == "mnist1d-cnn":
+    if name in ("mnist1d-cnn", "mnist1d-cnn-adamw"):
         from benchmarks.tasks import load_task
 
         task = load_task("mnist1d", seed)
         make, recipe = task.make_model, task.recipe
+        if name == "mnist1d-cnn-adamw":
+            recipe = ADAMW_CNN_RECIPE
         X, y, mis, X_te, y_te = task.X_train, task.y_train, task.mislabeled, task.X_test, task.y_test
+    elif name == "dropout-mlp":
+        from benchmarks.tasks import load_task
+
+        task = load_task("digits", seed)
+        make, recipe = dropout_mlp, DROPOUT_RECIPE
+        X, y, mis, X_te, y_te = task.X_train, task.y_train, task.mislabeled, task.X_test, task.y_test
+    elif name == "transformer":
+        Xt, yt = token_task(seed)
+        n_test = len(yt) // 5
+        X, X_te, y, y_te = Xt[n_test:], Xt[:n_test], yt[n_test:], yt[:n_test]
+        y, mis = _flip(y, np.random.default_rng(seed))
+        make, recipe = TinyTransformer, TRANSFORMER_RECIPE
     elif name == "bn-cnn":
         Xd, yd = load_digits(return_X_y=True)
         X, X_te, y, y_te = train_test_split(Xd, yd, test_size=0.3, random_state=seed, stratify=yd)

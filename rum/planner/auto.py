@@ -78,7 +78,8 @@ __all__ = [
 ]
 
 #: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
-AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
+#: (The learning rate is pinned to the constant it was measured with, not ``"auto"``.)
+AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5, "lr": 0.01}),)
 #: Candidates for the final repair step over the whole forget set, tried in order: the
 #: first that improves the search score is kept. NegGrad+ repairs the retain set while
 #: still pushing the forget items away; where it does not improve the score, a fine-tune

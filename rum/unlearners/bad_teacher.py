@@ -105,6 +105,7 @@ class BadTeacher(Unlearner):
         requires_retain=False, cost="low", source="Chundawat et al., AAAI 2023",
         suits=("class-wise", "sub-class", "random"),
     )
+    reference_lr = 1e-3
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "retain_ratio": [Interval(float, 0, None)],
@@ -115,7 +116,7 @@ class BadTeacher(Unlearner):
     def __init__(
         self,
         epochs: int = 10,
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         batch_size: int = 32,
         retain_ratio: float = 3.0,
         temperature: float = 1.0,
@@ -138,7 +139,7 @@ class BadTeacher(Unlearner):
         good = frozen_copy(model)
         bad = frozen_copy(model, reinitialised=True) if self.bad_teacher == "random-init" else None
         forget_targets = teacher_targets(bad, forget.X, ctx.n_classes)
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
         ctx.start(self.epochs * batch_count(len(forget) + n_retain, self.batch_size))
         single = mixes_batch(model)

@@ -62,6 +62,7 @@ class Finetune(Unlearner):
 
     tags = UnlearnerTags(requires_retain=True, cost="medium", source="Golatkar et al., CVPR 2020",
                          suits=("class-wise", "random", "mixed"))
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "anchor": [Interval(float, 0, None)],
@@ -72,7 +73,7 @@ class Finetune(Unlearner):
     def __init__(
         self,
         epochs: int = 5,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 64,
         optimizer: str = "sgd",
         momentum: float = 0.9,
@@ -99,7 +100,7 @@ class Finetune(Unlearner):
         return float(self.epochs * epoch_retain_size(n_retain, self.retain_per_epoch) * per_batch)
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         anchored = self._anchored(len(forget))
         if anchored:
             # the predictions to hold: the model's own, as the fine-tune begins

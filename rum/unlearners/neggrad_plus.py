@@ -51,6 +51,7 @@ class NegGradPlus(Unlearner):
 
     tags = UnlearnerTags(requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
                          suits=("class-wise", "sub-class", "random", "mixed"))
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "alpha": [Interval(float, 0, 1, closed="neither")],
@@ -63,7 +64,7 @@ class NegGradPlus(Unlearner):
         self,
         alpha: float = 0.9,
         epochs: int = 5,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 64,
         forget_batch_size: int | None = None,
         optimizer: str = "sgd",
@@ -89,7 +90,7 @@ class NegGradPlus(Unlearner):
         return float(self.epochs * (n + batch_count(n, self.batch_size) * fb))
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
         per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
         ctx.start(self.epochs * batch_count(per_epoch, self.batch_size))

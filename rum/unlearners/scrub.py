@@ -72,6 +72,7 @@ class SCRUB(Unlearner):
         requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
         suits=("class-wise", "sub-class", "random", "mixed"),
     )
+    reference_lr = 0.02
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "msteps": [Interval(int, 0, None)],
@@ -86,7 +87,7 @@ class SCRUB(Unlearner):
         self,
         epochs: int = 5,
         msteps: int = 3,
-        lr: float = 0.02,
+        lr: float | str = "auto",
         temperature: float = 4.0,
         ce_weight: float = 1.0,
         kl_weight: float = 1.0,
@@ -127,7 +128,7 @@ class SCRUB(Unlearner):
             p.requires_grad_(False)
         T = self.temperature
         fbs = self.forget_batch_size or self.batch_size
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         max_iters = min(self.msteps, self.epochs) * forget.n_batches(fbs)
         ctx.start(max_iters + self.epochs * retain.n_batches(self.batch_size))
         # the teacher never changes: its logits are computed once per set when they fit

@@ -141,6 +141,7 @@ class UNSIR(Unlearner):
         requires_retain=True, cost="medium", source="Tarun et al., IEEE TNNLS 2023",
         suits=("class-wise",),
     )
+    reference_lr = 3e-3
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "impair_epochs": [Interval(int, 0, None)],
@@ -160,7 +161,7 @@ class UNSIR(Unlearner):
         noise_reg: float = 0.1,
         noise_per_class: int = 64,
         retain_per_epoch: int | None = None,
-        lr: float = 3e-3,
+        lr: float | str = "auto",
         batch_size: int = 64,
         optimizer: str = "adam",
         momentum: float = 0.9,
@@ -199,7 +200,7 @@ class UNSIR(Unlearner):
         n_noise = len(forget) if impair else 0
         ctx.start(impair * batch_count(per_epoch + n_noise, self.batch_size)
                   + (self.epochs - impair) * batch_count(per_epoch, self.batch_size))
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         single = mixes_batch(model)
         model.train()
         for epoch in range(self.epochs):
