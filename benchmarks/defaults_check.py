@@ -58,7 +58,7 @@ TRAINED_WITH = {"demo-mlp": "Adam", "mnist1d-cnn": "Adam", "bn-cnn": "SGD+moment
                 "dropout-mlp": "SGD+momentum+wd", "mnist1d-cnn-adamw": "AdamW",
                 "transformer": "AdamW"}
 #: The tuned ceiling's grid: the unlearner's reference learning rate times these factors.
-GRID = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03, 0.01)
+GRID = (10.0, 1.0, 0.1, 0.01)
 SCENARIOS = ("mixed", "random", "class-wise")
 NEW = ("ssd", "bad-teacher", "boundary-shrink", "unsir")
 #: Closing at least this fraction of the forget-accuracy gap counts as real work.
@@ -265,7 +265,20 @@ def accuracy(model, X, y) -> float:
     return acc(model, (X, y))
 
 
-def run(models, scenarios, methods, seeds, log=print) -> list[dict]:
+def _with_grid(methods, grid):
+    """``methods``, then each one that has a reference lr with ``lr`` = reference x factor."""
+    out = list(methods)
+    for label, spec in methods:
+        name, params = spec if isinstance(spec, tuple) else (spec, {})
+        ref = rum.get_unlearner(name).reference_lr
+        if ref is None or "lr" in params:
+            continue
+        out += [(f"{label}@{f:g}", (name, {**params, "lr": ref * f})) for f in grid]
+    return out
+
+
+def run(models, scenarios, methods, seeds, log=print, grid=()) -> list[dict]:
+    """One row per (model, seed, scenario, method); with ``grid``, also each lr of the grid."""
     rows = []
     for model_name in models:
         for seed in seeds:
@@ -287,7 +300,7 @@ def run(models, scenarios, methods, seeds, log=print) -> list[dict]:
                             original_test=accuracy(s.model, s.X_test, s.y_test),
                             retrain_forget=accuracy(oracle, *forget),
                             retrain_test=accuracy(oracle, s.X_test, s.y_test))
-                for label, spec in methods:
+                for label, spec in _with_grid(methods, grid):
                     name, params = spec if isinstance(spec, tuple) else (spec, {})
                     t0 = time.perf_counter()
                     try:
@@ -297,22 +310,30 @@ def run(models, scenarios, methods, seeds, log=print) -> list[dict]:
                                               random_state=seed, device="cpu", progress=False,
                                               **params)
                         model, status = res.model, (res.steps[0].status if res.steps else "ok")
+                        step = res.steps[0] if res.steps else None
+                        cal = step.calibration if step is not None else None
+                        extra = dict(lr=step.lr if step else None,
+                                     backoffs=step.backoffs if step else 0,
+                                     calibration_seconds=cal["seconds"] if cal else 0.0,
+                                     probes=len(cal["probes"]) if cal else 0)
                     except Exception as err:  # noqa: BLE001  (reported as a failure of the cell)
                         model, status = s.model, f"error: {type(err).__name__}"
+                        extra = dict(lr=None, backoffs=0, calibration_seconds=0.0, probes=0)
                         log(f"{model_name} {scen} s{seed} {label}: {type(err).__name__}: {err}")
                     seconds = time.perf_counter() - t0
                     rep = rum.evaluate(model, forget_set=forget, retain_set=retain,
                                        test_set=(s.X_test, s.y_test), reference=oracle,
                                        random_state=seed)
                     row = dict(base, method=label, status=status, seconds=seconds,
-                               forget=rep.model.forget, test=rep.model.test, tow=rep.tow)
+                               forget=rep.model.forget, test=rep.model.test, tow=rep.tow,
+                               trained_with=TRAINED_WITH.get(model_name, ""), **extra)
                     row.update(verdict(row))
                     rows.append(row)
                     log(f"{model_name:11s} {scen:10s} s{seed} {label:24s} forget {row['forget']:.3f} "
                         f"(orig {row['original_forget']:.3f}, retrain {row['retrain_forget']:.3f}) "
                         f"closed {row['closed']:+.2f} test {row['test']:.3f} "
                         f"(orig {row['original_test']:.3f}) ToW {row['tow']:.3f} {status} "
-                        f"{'REAL' if row['real'] else '-'} {seconds:.1f}s")
+                        f"{'REAL' if row['real'] else '-'} {seconds:.1f}s lr={row['lr']}")
     return rows
 
 
@@ -359,6 +380,61 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _mean(rs, f):
+    return float(np.mean([r[f] for r in rs]))
+
+
+def matrix(rows: list[dict]) -> tuple[str, str]:
+    """The step-size issue's matrix and its targets: defaults against the lr grid's best."""
+    defaults = [r for r in rows if "@" not in r["method"]]
+    keys = list(dict.fromkeys((r["model"], r["scenario"], r["method"]) for r in defaults))
+    lines = ["| model (trained with) | scenario | unlearner | lr chosen | ToW default | real work "
+             "| seconds (calibration) | ToW grid best (lr factor) | within 0.05 |",
+             "|" + "---|" * 9]
+    cells, pairs = [], {}
+    for k in keys:
+        rs = [r for r in defaults if (r["model"], r["scenario"], r["method"]) == k]
+        grid = [r for r in rows if (r["model"], r["scenario"]) == k[:2]
+                and r["method"].startswith(k[2] + "@")]
+        tow = _mean(rs, "tow")
+        real = all(r["real"] for r in rs)
+        pairs.setdefault((k[0], k[2]), []).append(real)
+        lrs = sorted({f"{r['lr']:.2g}" for r in rs if r.get("lr")})
+        best, best_f, within = "-", "", None
+        if grid:
+            by_f = {}
+            for r in grid:
+                by_f.setdefault(r["method"].split("@")[1], []).append(r["tow"])
+            f, t = max(((f, float(np.mean(v))) for f, v in by_f.items()), key=lambda x: x[1])
+            best, best_f = f"{t:.3f}", f" (x{f})"
+            within = tow >= t - 0.05
+        cal = _mean(rs, "calibration_seconds")
+        cells.append(dict(real=real, within=within, cal=cal, seconds=_mean(rs, "seconds"),
+                          probed=any(r.get("probes") for r in rs)))
+        lines.append(
+            f"| {k[0]} ({rs[0].get('trained_with', '')}) | {k[1]} | `{k[2]}` | {', '.join(lrs) or '-'} "
+            f"| {tow:.3f} | {sum(r['real'] for r in rs)}/{len(rs)} | {_mean(rs, 'seconds'):.1f} "
+            f"({cal:.2f}) | {best}{best_f} | {'-' if within is None else ('yes' if within else 'no')} |")
+    n = len(cells)
+    real = sum(c["real"] for c in cells)
+    pr = sum(all(v) for v in pairs.values())
+    graded = [c for c in cells if c["within"] is not None]
+    within = sum(c["within"] for c in graded)
+    probed = [c for c in cells if c["probed"]]
+    fracs = [c["cal"] / c["seconds"] for c in probed if c["seconds"] > 0]
+    targets = "\n".join([
+        "| target | reached |", "|---|---|",
+        f"| >= 95 % of cells do real work with defaults | {real}/{n} (model, scenario, unlearner) "
+        f"cells = {real / max(n, 1):.0%}; {pr}/{len(pairs)} (model, unlearner) pairs real in every "
+        f"scenario = {pr / max(len(pairs), 1):.0%} |",
+        f"| default ToW within 0.05 of the grid-tuned ToW on >= 80 % of cells | {within}/{len(graded)} "
+        f"= {within / max(len(graded), 1):.0%} |",
+        f"| calibration <= 10 % of the unlearner's time | median {np.median(fracs) if fracs else 0:.0%}, "
+        f"{sum(f <= 0.10 for f in fracs)}/{len(fracs)} cells within 10 % |",
+    ])
+    return targets, "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
@@ -366,6 +442,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--methods", default=",".join(NEW),
                         help="comma-separated registered names, or 'all'")
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--grid", action="store_true",
+                        help="also run every unlearner that has an lr with lr = its reference "
+                             "lr times each factor of GRID (the tuned ceiling)")
+    parser.add_argument("--save", default=None, help="write the rows to this JSON file")
+    parser.add_argument("--load", default=None,
+                        help="comma-separated JSON files of rows (from --save) to report "
+                             "instead of running")
     parser.add_argument("--section", default=None,
                         help="write the tables to this section of the benchmarks pages and the "
                              "rows to benchmarks/results/rows_<section>.json")
@@ -375,12 +458,24 @@ def main(argv: list[str] | None = None) -> str:
         if args.methods == "all" else args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
-    rows = run(args.models.split(","), args.scenarios.split(","), [(n, n) for n in names], seeds)
-    body = (f"Command: `python -m benchmarks.defaults_check {shlex.join(argv or sys.argv[1:])}` "
-            f"({time.perf_counter() - t0:.0f} s)\n\n{summary(rows)}\n\n{table(rows)}\n")
-    if args.section:
-        import json
+    import json
 
+    if args.load:
+        rows = [r for f in args.load.split(",") for r in json.loads(Path(f).read_text())]
+    else:
+        rows = run(args.models.split(","), args.scenarios.split(","), [(n, n) for n in names],
+                   seeds, log=lambda m: print(m, flush=True), grid=GRID if args.grid else ())
+    if args.save:
+        Path(args.save).write_text(json.dumps(rows, indent=1))
+    defaults = [r for r in rows if "@" not in r["method"]]
+    body = (f"Command: `python -m benchmarks.defaults_check {shlex.join(argv or sys.argv[1:])}` "
+            f"({time.perf_counter() - t0:.0f} s)\n\n")
+    if any("@" in r["method"] for r in rows):
+        targets, grid_table = matrix(rows)
+        body += f"{targets}\n\n{summary(defaults)}\n\n{grid_table}\n"
+    else:
+        body += f"{summary(defaults)}\n\n{table(defaults)}\n"
+    if args.section:
         from benchmarks._report import machine, write_section
 
         write_section(args.section, f"Machine: {machine()}\n\n{body}")

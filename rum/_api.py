@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from rum._model import prepare_call
+from rum._runner import BACKOFF
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
-from rum._runner import BACKOFF
 from rum._validation import Options, check_options, validate_params
 from rum.exceptions import InvalidParameterError, UnlearningFailedError
 from rum.executor import UnlearnResult, result_from_search, run_plan

@@ -170,9 +170,13 @@ def backed_off(u: Unlearner, lr: float | None) -> Unlearner | None:
 
 
 def _probe_unlearner(u: Unlearner, lr: float) -> Unlearner:
-    """``u`` with learning rate ``lr``, cut to its first epoch."""
+    """``u`` with learning rate ``lr``, cut to its first epoch when it trains on retain data.
+
+    An unlearner without retain data (pure ascent) keeps all its epochs: its damage
+    compounds from epoch to epoch, and its probe is cheap anyway.
+    """
     u = u.clone(lr=lr)
-    if "epochs" not in u.get_params():
+    if "epochs" not in u.get_params() or not u.tags.requires_retain:
         return u
     return u.truncated(1) or u.clone(epochs=1)
 
@@ -240,8 +244,7 @@ def resolve_lr(
         return (skill_lost(before, accuracy_on(m, e_part), floor),
                 f_before - accuracy_on(m, f_part))
 
-    cal = calibrate_lr(probe, reference, up=unlearner.tags.requires_retain)
-    del work
+    cal = calibrate_lr(probe, reference)
     cal = Calibration(reference=cal.reference, probes=cal.probes, chosen=cal.chosen,
                       reason=cal.reason, bound=cal.bound, seconds=time.perf_counter() - t0,
                       items=(len(f_part), len(r_part), len(e_part)))

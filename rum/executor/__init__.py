@@ -101,7 +101,7 @@ def run_plan(
         failed: list[str] = []
         calibration, retries = None, 0
         for k, u in enumerate(us):
-            name = unlearner_key(u)
+            name, fell_back = unlearner_key(u), k > 0
             tries = 0
             while True:
                 run = run_step(u, model, forget_i, retain_i, seed=step_seed, device=device,
@@ -125,7 +125,7 @@ def run_plan(
                 break
             if not tries or failed[-1] != message:
                 failed.append(message)
-        if status == "ok" and k > 0:
+        if status == "ok" and fell_back:
             status = "fallback"
             message = " ".join(failed) + f" Its fallback {name} ran instead."
         elif status == "ok" and failed:
