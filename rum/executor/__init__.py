@@ -102,39 +102,37 @@ def run_plan(
         calibration, retries = None, 0
         for k, u in enumerate(us):
             name, fell_back = unlearner_key(u), k > 0
-            tries = 0
+            tried: list[str] = []  # the learning rates of this unlearner's tries so far
             while True:
                 run = run_step(u, model, forget_i, retain_i, seed=step_seed, device=device,
                                n_classes=n_classes, guard=guard, label=name,
                                progress=f"step {i + 1}/{len(plan)} {name}" if show else None)
                 model, status, message = run.model, run.status, run.message
-                if tries == 0:
+                if not tried:
                     calibration = run.calibration
                 if status == "ok":
                     break
                 model.load_state_dict(snapshot)
-                smaller = backed_off(run.unlearner, run.lr) if tries < backoff else None
+                smaller = backed_off(run.unlearner, run.lr) if len(tried) < backoff else None
                 if smaller is None:
                     break
-                tries += 1
-                failed.append(f"{message} Retry {tries} of {backoff}: lr={smaller.lr:.3g} "
-                              f"({BACKOFF_FACTOR:g} times the last).")
+                tried.append(f"lr={run.lr:.3g} ({status})")
                 u = smaller
-            retries += tries
+            retries += len(tried)
+            if tried:
+                message = (f"{message} Smaller steps were tried after {', '.join(tried)}, each "
+                           f"{BACKOFF_FACTOR:g} times the last." if status != "ok" else
+                           f"{name}: undone with {', '.join(tried)}; kept with lr={run.lr:.3g} "
+                           f"({BACKOFF_FACTOR:g} times the last).")
             if status == "ok":
                 break
-            if not tries or failed[-1] != message:
-                failed.append(message)
+            failed.append(message)
         if status == "ok" and fell_back:
             status = "fallback"
             message = " ".join(failed) + f" Its fallback {name} ran instead."
-        elif status == "ok" and failed:
-            message = " ".join(failed) + f" The retry with lr={run.lr:.3g} was kept."
         elif status != "ok":
             if len(us) > 1:
                 message = " ".join(failed) + " No fallback was left."
-            elif retries:
-                message = " ".join(failed)
             message = (f"The {len(forget_i)} forget item(s) of step {i} were NOT unlearned (the "
                        f"model keeps the weights from before the step). {message}")
             if on_failure == "raise":
