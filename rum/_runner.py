@@ -40,7 +40,7 @@ BACKOFF = 2
 #: The learning rate of a retry, as a fraction of the previous try's.
 BACKOFF_FACTOR = 0.3
 #: Items a calibration probe trains on (forget, retain) and measures the retain skill on.
-PROBE_FORGET, PROBE_RETAIN, PROBE_EVAL = 64, 256, 512
+PROBE_FORGET, PROBE_RETAIN, PROBE_EVAL = 32, 128, 512
 
 #: ``hook(epoch, model, ctx) -> stop``: called after every epoch the guard lets through, with
 #: the step's :class:`~rum.RunContext` (its ``iterations`` and ``last_loss`` so far).
@@ -170,15 +170,13 @@ def backed_off(u: Unlearner, lr: float | None) -> Unlearner | None:
 
 
 def _probe_unlearner(u: Unlearner, lr: float) -> Unlearner:
-    """``u`` with learning rate ``lr``, cut to its first epoch when it trains on retain data.
+    """``u`` with learning rate ``lr`` and every other setting as given.
 
-    An unlearner without retain data (pure ascent) keeps all its epochs: its damage
-    compounds from epoch to epoch, and its probe is cheap anyway.
+    A probe runs all the unlearner's epochs, on a small slice of the data: the later
+    epochs of impair-then-repair methods (``unsir``, SCRUB's min steps) undo much of
+    what the first one costs, and a first epoch alone would call their step too large.
     """
-    u = u.clone(lr=lr)
-    if "epochs" not in u.get_params() or not u.tags.requires_retain:
-        return u
-    return u.truncated(1) or u.clone(epochs=1)
+    return u.clone(lr=lr)
 
 
 def resolve_lr(
@@ -193,8 +191,8 @@ def resolve_lr(
 ) -> tuple[Unlearner, Calibration | None]:
     """``unlearner`` with ``lr="auto"`` replaced by a calibrated learning rate, and the record.
 
-    Each probe runs the unlearner's first epoch, with the candidate learning rate,
-    on a copy of ``model`` with up to 64 forget and 256 retain items, and measures
+    Each probe runs the unlearner (all its epochs), with the candidate learning rate,
+    on a copy of ``model`` with up to 32 forget and 128 retain items, and measures
     the retain skill it cost on up to 512 other retain items (see
     :func:`rum._runtime.calibrate.calibrate_lr` for the rule). Everything is drawn
     from ``seed``; torch's global RNGs and ``model`` are left as they were.
@@ -244,7 +242,9 @@ def resolve_lr(
         return (skill_lost(before, accuracy_on(m, e_part), floor),
                 f_before - accuracy_on(m, f_part))
 
-    cal = calibrate_lr(probe, reference)
+    # ascent without retain data compounds over the full forget set far more than over a
+    # probe's slice: such an unlearner's probes may only lower its lr
+    cal = calibrate_lr(probe, reference, up=unlearner.tags.requires_retain)
     cal = Calibration(reference=cal.reference, probes=cal.probes, chosen=cal.chosen,
                       reason=cal.reason, bound=cal.bound, seconds=time.perf_counter() - t0,
                       items=(len(f_part), len(r_part), len(e_part)))

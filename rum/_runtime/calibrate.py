@@ -41,9 +41,8 @@ PROBE_BOUND = 0.1
 STEP = 3.0
 #: At most this many steps down from the reference rate (3**6 = 729 times smaller).
 MAX_DOWN = 6
-#: At most this many steps up (3 times larger: two steps up cost the digits MLP 7 test points
-#: with NegGrad+).
-MAX_UP = 1
+#: At most this many steps up (9 times larger).
+MAX_UP = 2
 #: A reference step whose forget accuracy fell by less than this is too small to do work, and a rate ``STEP`` times larger is probed.
 STILL = 0.02
 
@@ -134,7 +133,8 @@ def calibrate_lr(
         step: the grid's ratio.
         max_down: how many steps below ``reference`` the search may go.
         still: see :data:`STILL`.
-        up: whether rule 2 may probe a rate above ``reference``.
+        up: whether rule 2 may probe a rate above ``reference`` (the runner allows it
+            only for unlearners that also train on retain data).
         max_up: at most this many steps above ``reference``.
 
     Returns:
