@@ -78,7 +78,7 @@ class Calibration:
         items: ``(forget, retain, evaluation)`` items a probe used.
 
     Examples:
-        >>> c = calibrate_lr(lambda lr: (0.0 if lr <= 0.01 else 0.5, 0.3), 0.1)
+        >>> c = calibrate_lr(lambda lr: (0.0 if lr <= 0.02 else 0.5, 0.3), 0.1)
         >>> c.chosen, [p.lr for p in c.probes]
         (0.011111111111111112, [0.1, 0.03333333333333333, 0.011111111111111112])
         >>> Calibration.from_dict(c.to_dict()) == c

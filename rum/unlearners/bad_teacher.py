@@ -78,7 +78,8 @@ class BadTeacher(Unlearner):
             a class forgotten; a small forget set makes far fewer steps per
             epoch). With 3 epochs it did real work in 6 of 9 cells of
             ``benchmarks/defaults_check.py``, with 10 (batch 32) in 17 of 18.
-        lr: learning rate, > 0. Default 1e-3 (the paper: 1e-4 with Adam on a
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 1e-3 (the paper: 1e-4 with Adam on a
             pretrained ResNet, which did real work in 1 of those 9 cells).
         batch_size: mini-batch size of the mixed set, an int >= 1. Default 32
             (the paper: 256).

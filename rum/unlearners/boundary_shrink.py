@@ -92,7 +92,8 @@ class BoundaryShrink(Unlearner):
         epochs: passes over the forget items (and their retain sample), an
             int >= 1. Default 5 (the paper: 10 with SGD at lr 1e-5 on a
             ResNet; 10 over-forgot mixed forget sets in ``benchmarks/NOTES.md``).
-        lr: learning rate, > 0. Default 1e-3.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 1e-3.
         batch_size: mini-batch size, an int >= 1. Default 32.
         retain_ratio: retain items drawn afresh each epoch, as a multiple of
             the forget-set size, >= 0 (0: the paper's forget-only fine-tune).

@@ -35,7 +35,8 @@ class Finetune(Unlearner):
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Caps the cost of an epoch on a large
             retain set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
         momentum: SGD momentum.

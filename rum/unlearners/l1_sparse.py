@@ -57,7 +57,8 @@ class L1Sparse(Unlearner):
             benchmarked on).
         no_l1_epochs: final epochs trained without the penalty, an int in
             [0, epochs - 1]. Default 0, as in the paper.
-        lr: learning rate, > 0. Default 0.03, tuned with ``alpha`` on the
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.03, tuned with ``alpha`` on the
             digits demo (the paper's fine-tuning rate is 0.01).
         batch_size: mini-batch size, an int >= 1. Default 64.
         optimizer: ``"sgd"`` (default, as in the paper) or ``"adam"``.

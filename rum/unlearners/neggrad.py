@@ -17,7 +17,8 @@ class NegGrad(Unlearner):
 
     Args:
         epochs: passes over the forget set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         optimizer: ``"sgd"`` or ``"adam"``.
         momentum: SGD momentum.

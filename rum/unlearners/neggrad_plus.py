@@ -32,7 +32,8 @@ class NegGradPlus(Unlearner):
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Caps the cost of an epoch on a large
             retain set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: retain mini-batch size.
         forget_batch_size: forget mini-batch size (``None``: same as ``batch_size``).
         optimizer: ``"sgd"`` or ``"adam"``.

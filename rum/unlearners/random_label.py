@@ -20,7 +20,8 @@ class RandomLabel(Unlearner):
 
     Args:
         epochs: passes over the mixed set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         retain_ratio: retain items drawn per epoch, as a multiple of the forget
             set size (all retain items when the retain set is smaller).

@@ -95,7 +95,8 @@ class SalUn(Unlearner):
         epochs: passes over the relabelled forget items plus retain sample,
             an int >= 1. Default 5 (the paper uses 10 on CIFAR-10; 5 was
             better than 3 on the digits demo, seeds 0-2).
-        lr: learning rate, > 0. Default 0.05, within the paper's CIFAR range
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.05, within the paper's CIFAR range
             (0.013-0.1) and best of {0.01, 0.02, 0.05} on the digits demo,
             seeds 0-2.
         batch_size: mini-batch size, an int >= 1. Default 32.

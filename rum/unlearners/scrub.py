@@ -41,7 +41,8 @@ class SCRUB(Unlearner):
         msteps: epochs that start with a max pass, an int in [0, epochs].
             Default 3 (the RUM paper uses 4 of 5; on the digits demo, seeds
             0-5, 3 of 5 matches retraining and 5 of 5 over-forgets).
-        lr: learning rate, > 0. Default 0.02, tuned on the digits demo over
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.02, tuned on the digits demo over
             seeds 0-5 (grid {0.005, 0.01, 0.02, 0.05}): the RUM paper's 0.005
             barely moves a small MLP, 0.05 wrecks test accuracy. The max
             pass grows with the forget-set size: with a few hundred forget

@@ -122,7 +122,8 @@ class UNSIR(Unlearner):
             >= 1. Default 64 (the paper learns one batch per class and repeats it).
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Default ``None``.
-        lr: learning rate, > 0. Default 3e-3: of {1e-3, 3e-3, 5e-3} the one
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 3e-3: of {1e-3, 3e-3, 5e-3} the one
             that did real work in every cell of ``benchmarks/defaults_check.py``
             (three models, three scenarios, two seeds) with the best mean ToW.
             (The paper: Adam at 0.02 to impair, 0.01 to repair, on ResNets.)
