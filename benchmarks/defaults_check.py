@@ -265,9 +265,9 @@ def accuracy(model, X, y) -> float:
     return acc(model, (X, y))
 
 
-def _with_grid(methods, grid):
+def _with_grid(methods, grid, grid_only=False):
     """``methods``, then each one that has a reference lr with ``lr`` = reference x factor."""
-    out = list(methods)
+    out = [] if grid_only else list(methods)
     for label, spec in methods:
         name, params = spec if isinstance(spec, tuple) else (spec, {})
         ref = rum.get_unlearner(name).reference_lr
@@ -277,7 +277,7 @@ def _with_grid(methods, grid):
     return out
 
 
-def run(models, scenarios, methods, seeds, log=print, grid=()) -> list[dict]:
+def run(models, scenarios, methods, seeds, log=print, grid=(), grid_only=False) -> list[dict]:
     """One row per (model, seed, scenario, method); with ``grid``, also each lr of the grid."""
     rows = []
     for model_name in models:
@@ -300,7 +300,7 @@ def run(models, scenarios, methods, seeds, log=print, grid=()) -> list[dict]:
                             original_test=accuracy(s.model, s.X_test, s.y_test),
                             retrain_forget=accuracy(oracle, *forget),
                             retrain_test=accuracy(oracle, s.X_test, s.y_test))
-                for label, spec in _with_grid(methods, grid):
+                for label, spec in _with_grid(methods, grid, grid_only):
                     name, params = spec if isinstance(spec, tuple) else (spec, {})
                     t0 = time.perf_counter()
                     try:
@@ -445,6 +445,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--grid", action="store_true",
                         help="also run every unlearner that has an lr with lr = its reference "
                              "lr times each factor of GRID (the tuned ceiling)")
+    parser.add_argument("--grid-only", action="store_true",
+                        help="run only the grid (to merge with a run of the defaults by --load)")
     parser.add_argument("--save", default=None, help="write the rows to this JSON file")
     parser.add_argument("--load", default=None,
                         help="comma-separated JSON files of rows (from --save) to report "
@@ -464,7 +466,8 @@ def main(argv: list[str] | None = None) -> str:
         rows = [r for f in args.load.split(",") for r in json.loads(Path(f).read_text())]
     else:
         rows = run(args.models.split(","), args.scenarios.split(","), [(n, n) for n in names],
-                   seeds, log=lambda m: print(m, flush=True), grid=GRID if args.grid else ())
+                   seeds, log=lambda m: print(m, flush=True),
+                   grid=GRID if args.grid or args.grid_only else (), grid_only=args.grid_only)
     if args.save:
         Path(args.save).write_text(json.dumps(rows, indent=1))
     defaults = [r for r in rows if "@" not in r["method"]]
