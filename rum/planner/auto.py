@@ -308,6 +308,9 @@ def _trial(ctx: PlanningContext, u: Unlearner, model, forget_i, seed: int, score
         s = score_fn(run.model, guard.last if guarded else None)
         if s < best["score"]:
             snapshot(s, -1, run.model, run.iterations, run.loss)
+    # the unlearner as it ran (lr="auto" resolved): the plan records its truncation, whose
+    # replay must not calibrate again for a shorter run
+    best["unlearner"] = run.unlearner if run.unlearner is not None else u
     return best
 
 
@@ -398,6 +401,7 @@ class _Search:
             if u is None:
                 return
             trials[i] = dataclasses.replace(trials[i], kept=True)
+            u = rec["unlearner"]
             if rec["epochs"] > 0:
                 u = u.truncated(rec["epochs"])
             model.load_state_dict(rec["state"])

@@ -201,3 +201,16 @@ def test_the_pipeline_keeps_its_constant_learning_rates():
 def test_every_calibrated_unlearner_has_a_reference_lr(name):
     cls = rum.get_unlearner(name)
     assert cls.reference_lr is not None and cls.reference_lr > 0
+
+
+def test_auto_records_the_calibrated_lr_so_its_plan_replays_exactly(digits, one_thread):
+    from rum.policies import Auto
+
+    policy = Auto(candidates=[("salun", {"epochs": 3})], repair=[], target="neighbors")
+    res = rum.unlearn(digits.model, digits.forget, digits.retain, policy=policy, random_state=0,
+                      progress=False)
+    lrs = [s.params["lr"] for s in res.plan.steps]
+    assert lrs and all(isinstance(lr, float) for lr in lrs)  # not "auto": what the trial ran
+    replay = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0,
+                         progress=False)
+    assert state_equal(replay.model, res.model)
