@@ -1,8 +1,9 @@
-"""Do unlearners do real work with their defaults? Three models x three forget scenarios.
+"""Do unlearners do real work with their defaults? Six models x three forget scenarios.
 
     python -m benchmarks.defaults_check                       # ssd, bad-teacher, boundary-shrink, unsir
     python -m benchmarks.defaults_check --methods all --seeds 0,1
     python -m benchmarks.defaults_check --models bn-cnn --scenarios class-wise --methods ssd
+    python -m benchmarks.defaults_check --models all --methods all --grid --section defaults-matrix
 
 Models, each trained on data with 5 % of the training labels flipped:
 
@@ -11,7 +12,14 @@ Models, each trained on data with 5 % of the training labels flipped:
 - ``mnist1d-cnn``: the RUM suite's 1-D CNN on mnist1d (4,000 samples), trained
   with Adam (``benchmarks.tasks``);
 - ``bn-cnn``: a small 2-D CNN with batch normalisation on digits as 1x8x8
-  images, trained with SGD (momentum 0.9, weight decay 5e-4).
+  images, trained with SGD (momentum 0.9, weight decay 5e-4);
+
+and with ``--models all`` (the step-size issue's matrix) also ``dropout-mlp`` (an MLP
+with dropout on digits, SGD with momentum and weight decay), ``mnist1d-cnn-adamw`` (the
+1-D CNN trained with AdamW) and ``transformer`` (a small transformer encoder on
+synthetic token sequences, AdamW). ``--grid`` also runs every unlearner that has a
+learning rate with ``lr`` = its reference rate times each factor of ``GRID`` (the
+tuned ceiling the defaults are compared with).
 
 Forget scenarios: ``mixed`` (every flipped item plus as many ordinary ones, 10 %
 of the training set; the demo's own forget set on ``demo-mlp``), ``random``
@@ -437,7 +445,9 @@ def matrix(rows: list[dict]) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help="comma-separated, or 'all' (also the dropout MLP, the AdamW CNN "
+                             "and the transformer)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--methods", default=",".join(NEW),
                         help="comma-separated registered names, or 'all'")
@@ -465,8 +475,9 @@ def main(argv: list[str] | None = None) -> str:
     if args.load:
         rows = [r for f in args.load.split(",") for r in json.loads(Path(f).read_text())]
     else:
-        rows = run(args.models.split(","), args.scenarios.split(","), [(n, n) for n in names],
-                   seeds, log=lambda m: print(m, flush=True),
+        models = [*MODELS, *MORE_MODELS] if args.models == "all" else args.models.split(",")
+        rows = run(models, args.scenarios.split(","), [(n, n) for n in names], seeds,
+                   log=lambda m: print(m, flush=True),
                    grid=GRID if args.grid or args.grid_only else (), grid_only=args.grid_only)
     if args.save:
         Path(args.save).write_text(json.dumps(rows, indent=1))
