@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, Path], ...] = (
     ("memorization-sources", _SUB / "memorization-sources.md"),
     ("profiler", _SUB / "profiler.md"),
     ("unlearners", _SUB / "unlearners.md"),
+    ("defaults", _SUB / "defaults.md"),
     ("influence", _SUB / "influence.md"),
     ("audit", _SUB / "audit.md"),
     ("scenarios", _SUB / "scenarios.md"),

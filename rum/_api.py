@@ -7,11 +7,11 @@ import time
 from typing import Any
 
 from rum._model import model_dtype, prepare_call
-from rum._runner import StepResult
+from rum._runner import BACKOFF, StepResult
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
-from rum._validation import check_options, validate_params
-from rum.exceptions import InvalidParameterError
+from rum._validation import Options, check_options, validate_params
+from rum.exceptions import InvalidParameterError, UnlearningFailedError
 from rum.executor import UnlearnResult, result_from_search, run_plan
 from rum.planner import check_retain_policy, search
 from rum.planner import plan as make_plan
@@ -76,6 +76,7 @@ def unlearn(
     retain_guard: float | None = RETAIN_GUARD,
     output: Any = None,
     overlap: str = "error",
+    on_failure: str = "warn",
     **options: Any,
 ) -> UnlearnResult:
     """Make a copy of ``model`` forget ``forget_set``.
@@ -123,6 +124,14 @@ def unlearn(
             label): ``"error"`` (default: a model trained on such a retain set still sees
             what it must forget) or ``"drop"`` (remove them from the retain set, with a
             warning).
+        on_failure: what to do when a step diverges or the retain guard undoes it (after
+            the retries below), so that its forget items are *not* unlearned: ``"warn"``
+            (default: a :class:`~rum.exceptions.DivergenceWarning`; the step's
+            ``status`` and ``message`` say so) or ``"raise"``
+            (:class:`~rum.exceptions.UnlearningFailedError`). With ``unlearner``, such a
+            step is first retried up to twice, each time with 0.3 times the learning
+            rate (``result.steps[0].backoffs`` counts the retries); plans rely on their
+            fallbacks instead.
         **options: with ``unlearner``, its hyper-parameters; otherwise the
             profiler's options (``memorization``, ``entanglement``,
             ``embedding_layer``, ``grouping``, ``n_groups``; see
@@ -145,7 +154,9 @@ def unlearn(
         ('finetune', 1)
     """
     t0 = time.perf_counter()
-    validate_params({"retain_guard": retain_guard}, {"retain_guard": GUARD_CONSTRAINT}, "rum.unlearn")
+    validate_params({"retain_guard": retain_guard, "on_failure": on_failure},
+                    {"retain_guard": GUARD_CONSTRAINT, "on_failure": [Options(("warn", "raise"))]},
+                    "rum.unlearn")
     # every option is checked before any data is touched
     if unlearner is not None:
         if policy is not None:
@@ -188,6 +199,9 @@ def unlearn(
             outcome, ctx.model, prep.forget, prep.retain, profile=prof, device=prep.device,
             seed=prep.seed, timings={"profile": t1 - t0, "plan": time.perf_counter() - t1},
         )
+        bad = [s.message for s in result.steps if not s.unlearned]
+        if bad and on_failure == "raise":
+            raise UnlearningFailedError(" ".join(bad))
         if guarded:
             result = _no_worse_than_nothing(result, original, len(prep.forget))
         prep.release(result.model)
@@ -208,6 +222,9 @@ def unlearn(
         progress=progress,
         timings={"profile": t1 - t0, "plan": t2 - t1},
         retain_guard=retain_guard,
+        # one unlearner has no fallback: a step the guard undid is retried with smaller steps
+        backoff=BACKOFF if unlearner is not None else 0,
+        on_failure=on_failure,
     )
     if guarded:
         result = _no_worse_than_nothing(result, original, len(prep.forget))

@@ -10,24 +10,37 @@ the same wherever it runs: that is what lets a searched plan replay exactly.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from rum._data import TensorData
 from rum._model import module_modes, restore_modes
 from rum._records import jsonable
 from rum._runtime.batchnorm import single_item_batchnorm
+from rum._runtime.calibrate import AUTO, Calibration, calibrate_lr
 from rum._runtime.context import NonFiniteLossError, RunContext
 from rum._runtime.guard import RetainGuard
+from rum._runtime.predict import accuracy_on, skill_lost
 from rum._runtime.progress import StepBar
 from rum._runtime.seeding import seeded
 from rum.unlearners.base import Unlearner
 
-__all__ = ["StepResult", "StepRun", "run_step", "retry_hint", "EpochHook"]
+__all__ = ["StepResult", "StepRun", "run_step", "retry_hint", "EpochHook", "BACKOFF",
+           "BACKOFF_FACTOR", "backed_off", "resolve_lr"]
+
+#: How many times :func:`rum.unlearn` with one unlearner retries a step the retain guard
+#: undid (or that diverged), each time with the learning rate times :data:`BACKOFF_FACTOR`.
+BACKOFF = 2
+#: The learning rate of a retry, as a fraction of the previous try's.
+BACKOFF_FACTOR = 0.3
+#: Items a calibration probe trains on (forget, retain) and measures the retain skill on.
+PROBE_FORGET, PROBE_RETAIN, PROBE_EVAL = 32, 128, 512
 
 #: ``hook(epoch, model, ctx) -> stop``: called after every epoch the guard lets through, with
 #: the step's :class:`~rum.RunContext` (its ``iterations`` and ``last_loss`` so far).
@@ -54,6 +67,12 @@ class StepResult:
             ``"fallback"`` when that happened to the step's unlearner and one
             of its fallbacks then ran without it.
         message: details for a status other than ``"ok"``.
+        lr: the learning rate the step ran with (after calibration and back-off;
+            ``None`` for an unlearner without ``lr``).
+        calibration: what ``lr="auto"`` probed and chose (a
+            :class:`~rum._runtime.calibrate.Calibration` as a dict), or ``None``.
+        backoffs: how many times the step was retried with a smaller learning rate
+            after the retain guard undid it or it diverged.
 
     Examples:
         >>> s = StepResult(step=0, group=-1, unlearner="finetune", n_items=12, seconds=0.5)
@@ -70,6 +89,9 @@ class StepResult:
     final_loss: float | None = None
     status: str = "ok"
     message: str = ""
+    lr: float | None = None
+    calibration: dict | None = None
+    backoffs: int = 0
 
     def to_dict(self) -> dict:
         return jsonable(self.__dict__)
@@ -77,6 +99,11 @@ class StepResult:
     @classmethod
     def from_dict(cls, d: dict) -> StepResult:
         return cls(**d)
+
+    @property
+    def unlearned(self) -> bool:
+        """Whether the step's forget items were unlearned (it was not undone)."""
+        return self.status in ("ok", "fallback")
 
 
 @dataclass
@@ -91,7 +118,10 @@ class StepRun:
             ``"collapsed"`` (the retain guard tripped).
         message: why, for a status other than ``"ok"``.
         iterations, epochs, loss: what the unlearner reported to its context.
-        seconds: the step's wall-clock time.
+        seconds: the step's wall-clock time (calibration included).
+        lr: the learning rate it ran with (``None``: the unlearner has no ``lr``).
+        calibration: what ``lr="auto"`` probed, or ``None``.
+        unlearner: the unlearner that ran (``lr`` resolved).
     """
 
     model: torch.nn.Module
@@ -101,12 +131,16 @@ class StepRun:
     epochs: int
     loss: float | None
     seconds: float
+    lr: float | None = None
+    calibration: Calibration | None = None
+    unlearner: Unlearner | None = None
 
     def result(self, step: int, group: int, unlearner: str, n_items: int) -> StepResult:
         """This run as the :class:`StepResult` of plan step ``step``."""
         return StepResult(step=step, group=group, unlearner=unlearner, n_items=n_items,
                           seconds=self.seconds, iterations=self.iterations, final_loss=self.loss,
-                          status=self.status, message=self.message)
+                          status=self.status, message=self.message, lr=self.lr,
+                          calibration=None if self.calibration is None else self.calibration.to_dict())
 
 
 def retry_hint(u: Unlearner) -> str:
@@ -126,6 +160,95 @@ def retry_hint(u: Unlearner) -> str:
     if not tips:
         return "Try another unlearner."
     return "Try " + ", ".join(tips) + ", or another unlearner."
+
+
+def backed_off(u: Unlearner, lr: float | None) -> Unlearner | None:
+    """``u`` with its learning rate times :data:`BACKOFF_FACTOR`, or ``None`` without a numeric lr."""
+    if lr is None or "lr" not in u.get_params():
+        return None
+    return u.clone(lr=float(lr) * BACKOFF_FACTOR)
+
+
+def _probe_unlearner(u: Unlearner, lr: float) -> Unlearner:
+    """``u`` with learning rate ``lr`` and every other setting as given.
+
+    A probe runs all the unlearner's epochs, on a small slice of the data: the later
+    epochs of impair-then-repair methods (``unsir``, SCRUB's min steps) undo much of
+    what the first one costs, and a first epoch alone would call their step too large.
+    """
+    return u.clone(lr=lr)
+
+
+def resolve_lr(
+    unlearner: Unlearner,
+    model: torch.nn.Module,
+    forget: TensorData,
+    retain: TensorData | None,
+    *,
+    seed: int,
+    device: torch.device,
+    n_classes: int,
+) -> tuple[Unlearner, Calibration | None]:
+    """``unlearner`` with ``lr="auto"`` replaced by a calibrated learning rate, and the record.
+
+    Each probe runs the unlearner (all its epochs), with the candidate learning rate,
+    on a copy of ``model`` with up to 32 forget and 128 retain items, and measures
+    the retain skill it cost on up to 512 other retain items (see
+    :func:`rum._runtime.calibrate.calibrate_lr` for the rule). Everything is drawn
+    from ``seed``; torch's global RNGs and ``model`` are left as they were.
+    Without retain data nothing can be measured and the reference learning rate is used.
+    """
+    if unlearner.get_params().get("lr") != AUTO:
+        return unlearner, None
+    reference = float(unlearner.resolved_lr())
+    if retain is None or len(retain) == 0 or unlearner.tags.exact:
+        cal = Calibration(reference=reference, probes=(), chosen=reference,
+                          reason="no retain data to measure a probe on; the reference lr is used.")
+        return unlearner.clone(lr=reference), cal
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    f_idx = np.sort(rng.choice(len(forget), min(len(forget), PROBE_FORGET), replace=False))
+    perm = rng.permutation(len(retain))
+    r_idx = np.sort(perm[:PROBE_RETAIN])
+    e_idx = np.sort(perm[PROBE_RETAIN:PROBE_RETAIN + PROBE_EVAL]) if len(perm) > PROBE_RETAIN else r_idx
+    f_part, r_part, e_part = forget.subset(f_idx), retain.subset(r_idx), retain.subset(e_idx)
+    was_training = model.training
+    model.eval()
+    y = e_part.y.cpu()
+    floor = float(torch.bincount(y).max()) / len(y)
+    before, f_before = accuracy_on(model, e_part), accuracy_on(model, f_part)
+    model.train(was_training)
+    work = copy.deepcopy(model)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    modes = module_modes(work)
+
+    def probe(lr: float) -> tuple[float, float] | None:
+        work.load_state_dict(state)
+        restore_modes(work, modes)
+        u = _probe_unlearner(unlearner, lr)
+        with seeded(seed, device) as gen:
+            ctx = RunContext(device=device, generator=gen, seed=seed, n_classes=n_classes)
+            try:
+                with single_item_batchnorm(work) as hooks:
+                    out = u._unlearn(work, f_part, r_part, ctx)
+                    if isinstance(out, torch.nn.Module) and out is not work:
+                        hooks.strip(out)
+            except NonFiniteLossError:
+                return None
+        m = out if isinstance(out, torch.nn.Module) else work
+        if not _all_finite(m):
+            return None
+        m.eval()
+        return (skill_lost(before, accuracy_on(m, e_part), floor),
+                f_before - accuracy_on(m, f_part))
+
+    # ascent without retain data compounds over the full forget set far more than over a
+    # probe's slice: such an unlearner's probes may only lower its lr
+    cal = calibrate_lr(probe, reference, up=unlearner.tags.requires_retain)
+    cal = Calibration(reference=cal.reference, probes=cal.probes, chosen=cal.chosen,
+                      reason=cal.reason, bound=cal.bound, seconds=time.perf_counter() - t0,
+                      items=(len(f_part), len(r_part), len(e_part)))
+    return unlearner.clone(lr=cal.chosen), cal
 
 
 def _all_finite(model: torch.nn.Module) -> bool:
@@ -173,6 +296,10 @@ def run_step(
     and the model's train/eval flag restored.
     """
     name = label or type(unlearner).name or type(unlearner).__name__
+    t0 = time.perf_counter()
+    unlearner, calibration = resolve_lr(unlearner, model, forget, retain, seed=seed,
+                                        device=device, n_classes=n_classes)
+    lr = unlearner.get_params().get("lr")
     guarded = guard is not None and guard.data is not None and not unlearner.tags.exact
     if guarded:
         guard.start_step()
@@ -185,7 +312,6 @@ def run_step(
 
     bar = StepBar(progress)
     status, message = "ok", ""
-    t0 = time.perf_counter()
     with seeded(seed, device) as gen:
         ctx = RunContext(
             device=device, generator=gen, seed=seed, n_classes=n_classes,
@@ -228,4 +354,6 @@ def run_step(
             f"unlearned by it. {retry_hint(unlearner)}"
         )
     return StepRun(model=model, status=status, message=message, iterations=ctx.iterations,
-                   epochs=ctx.epochs_done, loss=ctx.last_loss, seconds=time.perf_counter() - t0)
+                   epochs=ctx.epochs_done, loss=ctx.last_loss, seconds=time.perf_counter() - t0,
+                   lr=lr if isinstance(lr, (int, float)) else None, calibration=calibration,
+                   unlearner=unlearner)

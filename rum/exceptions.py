@@ -27,6 +27,7 @@ __all__ = [
     "RetainRequiredError",
     "IneligibleModelError",
     "InvalidFileError",
+    "UnlearningFailedError",
     "RumWarning",
     "DivergenceWarning",
 ]
@@ -102,6 +103,14 @@ class IneligibleModelError(RumError, ValueError):
     """The model does not meet a method's assumptions (e.g. certified removal needs a convex model)."""
 class InvalidFileError(RumError, ValueError):
     """A file given to rum (model weights, data, a saved record) is missing or unusable."""
+
+
+class UnlearningFailedError(RumError, RuntimeError):
+    """A step diverged or was undone by the retain guard, so its forget items were not unlearned.
+
+    Raised by ``rum.unlearn(..., on_failure="raise")`` instead of a
+    :class:`DivergenceWarning`.
+    """
 
 
 class RumWarning(UserWarning):

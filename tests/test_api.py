@@ -383,7 +383,7 @@ def test_retry_hint_names_the_step_settings_that_can_change():
     from rum._runner import retry_hint
     from rum.unlearners.registry import make_unlearner
 
-    sgd = retry_hint(make_unlearner("scrub", {}, "unlearner"))
+    sgd = retry_hint(make_unlearner("scrub", {"lr": 0.02}, "unlearner"))
     assert "lr=0.02" in sgd and "optimizer='adam'" in sgd
     adam = retry_hint(make_unlearner("finetune", {"optimizer": "adam", "lr": 1e-3}, "unlearner"))
     assert "lr=0.001" in adam and "optimizer=" not in adam

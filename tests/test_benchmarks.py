@@ -333,6 +333,30 @@ def test_the_defaults_check_counts_real_work_as_the_step_size_issue_defines_it()
     assert not over["real"] and over["closed"] == pytest.approx(-2.0)
 
 
+def test_the_defaults_matrix_compares_each_default_with_its_best_grid_lr():
+    from benchmarks.defaults_check import matrix
+
+    base = dict(model="m", trained_with="Adam", seed=0, status="ok", probes=2)
+    rows = [
+        {**base, "scenario": "mixed", "method": "scrub", "tow": 0.80, "real": True, "lr": 0.01,
+         "seconds": 10.0, "calibration_seconds": 0.5},
+        {**base, "scenario": "mixed", "method": "scrub@1", "tow": 0.70, "real": True, "lr": 0.02,
+         "seconds": 9.0, "calibration_seconds": 0.0},
+        {**base, "scenario": "mixed", "method": "scrub@0.1", "tow": 0.90, "real": True, "lr": 2e-3,
+         "seconds": 9.0, "calibration_seconds": 0.0},
+        {**base, "scenario": "random", "method": "scrub", "tow": 0.88, "real": False, "lr": 0.01,
+         "seconds": 10.0, "calibration_seconds": 2.0},
+        {**base, "scenario": "random", "method": "scrub@1", "tow": 0.90, "real": True, "lr": 0.02,
+         "seconds": 9.0, "calibration_seconds": 0.0},
+    ]
+    targets, table = matrix(rows)
+    # mixed: 0.80 against the grid's best 0.90 (x0.1) is not within 0.05; random: 0.88 vs 0.90 is
+    assert "| 0.900 (x0.1) | no |" in table and "| 0.900 (x1) | yes |" in table
+    assert "1/2 (model, scenario, unlearner) cells = 50%" in targets
+    assert "| 1/2 = 50% |" in targets
+    assert "median 12%, 1/2 cells within 10 %" in targets  # 0.5/10 and 2/10
+
+
 def test_compare_rows_sees_every_difference_but_the_timings():
     from benchmarks.compare_rows import compare, main
 

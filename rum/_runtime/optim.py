@@ -14,10 +14,11 @@ from rum._model import forward, pick_logits
 from rum._runtime.context import RunContext
 from rum._validation import Interval, Options
 
-#: Constraints shared by every optimiser-driven unlearner.
+#: Constraints shared by every optimiser-driven unlearner (``lr="auto"``: calibrated, see
+#: :mod:`rum._runtime.calibrate`).
 OPTIM_CONSTRAINTS: dict[str, list] = {
     "epochs": [Interval(int, 1, None)],
-    "lr": [Interval(float, 0, None, closed="neither")],
+    "lr": [Interval(float, 0, None, closed="neither"), Options(("auto",))],
     "batch_size": [Interval(int, 1, None)],
     "optimizer": [Options(("sgd", "adam"))],
     "momentum": [Interval(float, 0, 1, closed="left")],

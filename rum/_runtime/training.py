@@ -19,15 +19,16 @@ from rum._runtime.batchnorm import single_item_batchnorm
 from rum._runtime.context import RunContext
 from rum._runtime.optim import OPTIM_CONSTRAINTS, make_optimizer, optimise
 from rum._runtime.seeding import seeded
-from rum._validation import check_random_state, resolve_device, validate_params
+from rum._validation import Interval, check_random_state, resolve_device, validate_params
 
 __all__ = ["fit", "fit_loop", "BatchCallback"]
 
 #: ``callback(epoch, indices, logits, targets)`` after each training batch.
 BatchCallback = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
-#: The recipe's allowed values: the same as every optimiser-driven unlearner's.
-FIT_CONSTRAINTS: dict[str, list] = OPTIM_CONSTRAINTS
+#: The recipe's allowed values: those of every optimiser-driven unlearner, with a numeric ``lr``.
+FIT_CONSTRAINTS: dict[str, list] = {**OPTIM_CONSTRAINTS,
+                                    "lr": [Interval(float, 0, None, closed="neither")]}
 
 
 def fit_loop(

@@ -15,13 +15,13 @@ import torch
 
 from rum._data import TensorData
 from rum._model import model_dtype, prepare_call
-from rum._runner import StepResult, run_step
+from rum._runner import BACKOFF_FACTOR, StepResult, backed_off, run_step
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD, RetainGuard
 from rum._runtime.predict import accuracy_on
 from rum._runtime.progress import progress_enabled
 from rum._runtime.seeding import step_seeds
 from rum._validation import InstanceOf, validate_params
-from rum.exceptions import DivergenceWarning, InvalidParameterError
+from rum.exceptions import DivergenceWarning, InvalidParameterError, UnlearningFailedError
 from rum.executor.result import UnlearnResult
 from rum.planner._plan import Plan, unlearner_key
 from rum.planner.policies import SearchOutcome
@@ -62,8 +62,18 @@ def run_plan(
     progress: bool | None,
     timings: dict | None = None,
     retain_guard: float | None = RETAIN_GUARD,
+    backoff: int = 0,
+    on_failure: str = "warn",
 ) -> UnlearnResult:
-    """Run ``plan`` on a private model copy with validated data (no input checks here)."""
+    """Run ``plan`` on a private model copy with validated data (no input checks here).
+
+    ``backoff``: how many times a step the retain guard undid, or that diverged, is
+    retried with its learning rate times :data:`~rum._runner.BACKOFF_FACTOR` before
+    its fallbacks run (0 for plans, whose fallbacks are the remedy; ``rum.unlearn``
+    with one unlearner retries). ``on_failure``: ``"warn"`` (a
+    :class:`~rum.exceptions.DivergenceWarning` per failed step) or ``"raise"``
+    (:class:`~rum.exceptions.UnlearningFailedError` at the first).
+    """
     unlearners = [s.build_all() for s in plan.steps]
     for i, us in enumerate(unlearners):
         retain_i = _retain_for_step(plan, i, forget, retain)
@@ -89,22 +99,44 @@ def run_plan(
         snapshot = {k: v.detach().clone() for k, v in model.state_dict().items()}
         t0 = time.perf_counter()
         failed: list[str] = []
-        for u in us:
-            name = unlearner_key(u)
-            run = run_step(u, model, forget_i, retain_i, seed=step_seed, device=device,
-                           n_classes=n_classes, guard=guard, label=name,
-                           progress=f"step {i + 1}/{len(plan)} {name}" if show else None)
-            model, status, message = run.model, run.status, run.message
+        calibration, retries = None, 0
+        for k, u in enumerate(us):
+            name, fell_back = unlearner_key(u), k > 0
+            tried: list[str] = []  # the learning rates of this unlearner's tries so far
+            while True:
+                run = run_step(u, model, forget_i, retain_i, seed=step_seed, device=device,
+                               n_classes=n_classes, guard=guard, label=name,
+                               progress=f"step {i + 1}/{len(plan)} {name}" if show else None)
+                model, status, message = run.model, run.status, run.message
+                if not tried:
+                    calibration = run.calibration
+                if status == "ok":
+                    break
+                model.load_state_dict(snapshot)
+                smaller = backed_off(run.unlearner, run.lr) if len(tried) < backoff else None
+                if smaller is None:
+                    break
+                tried.append(f"lr={run.lr:.3g} ({status})")
+                u = smaller
+            retries += len(tried)
+            if tried:
+                message = (f"{message} Smaller steps were tried after {', '.join(tried)}, each "
+                           f"{BACKOFF_FACTOR:g} times the last." if status != "ok" else
+                           f"{name}: undone with {', '.join(tried)}; kept with lr={run.lr:.3g} "
+                           f"({BACKOFF_FACTOR:g} times the last).")
             if status == "ok":
                 break
-            model.load_state_dict(snapshot)
             failed.append(message)
-        if status == "ok" and failed:
+        if status == "ok" and fell_back:
             status = "fallback"
             message = " ".join(failed) + f" Its fallback {name} ran instead."
         elif status != "ok":
             if len(us) > 1:
                 message = " ".join(failed) + " No fallback was left."
+            message = (f"The {len(forget_i)} forget item(s) of step {i} were NOT unlearned (the "
+                       f"model keeps the weights from before the step). {message}")
+            if on_failure == "raise":
+                raise UnlearningFailedError(message)
             warnings.warn(message, DivergenceWarning, stacklevel=3)
         results.append(
             StepResult(
@@ -117,6 +149,9 @@ def run_plan(
                 final_loss=run.loss,
                 status=status,
                 message=message,
+                lr=run.lr,
+                calibration=None if calibration is None else calibration.to_dict(),
+                backoffs=retries,
             )
         )
     timings = dict(timings or {})

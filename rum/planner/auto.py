@@ -87,7 +87,8 @@ __all__ = [
 ]
 
 #: Candidate unlearners tried on every group (each for up to ``epochs`` epochs).
-AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5}),)
+#: (The learning rate is pinned to the constant it was measured with, not ``"auto"``.)
+AUTO_CANDIDATES: tuple = (("random-label", {"epochs": 5, "lr": 0.01}),)
 #: Candidates for the final repair step over the whole forget set, tried in order: the
 #: first that improves the search score is kept. NegGrad+ repairs the retain set while
 #: still pushing the forget items away; where it does not improve the score, a fine-tune
@@ -322,6 +323,9 @@ def _trial(ctx: PlanningContext, u: Unlearner, model, forget_i, seed: int, score
         s = score_fn(run.model, guard.last if guarded else None)
         if s < best["score"]:
             snapshot(s, -1, run.model, run.iterations, run.loss)
+    # the unlearner as it ran (lr="auto" resolved): the plan records its truncation, whose
+    # replay must not calibrate again for a shorter run
+    best["unlearner"] = run.unlearner if run.unlearner is not None else u
     return best
 
 
@@ -444,6 +448,7 @@ class _Search:
             if u is None:
                 return
             trials[i] = dataclasses.replace(trials[i], kept=True)
+            u = rec["unlearner"]
             if rec["epochs"] > 0:
                 u = u.truncated(rec["epochs"])
             model.load_state_dict(rec["state"])

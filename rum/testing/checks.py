@@ -485,12 +485,14 @@ def check_truncation_replays(u: Unlearner) -> None:
         return
     task = tiny_task()
     states: dict[int, dict] = {}
-    _call_hook(u, copy.deepcopy(task.model), task.forget, task.retain, seed=5,
-               on_epoch=lambda e, m, ctx: states.setdefault(e, _state(m)) is None)
+    full = _call_hook(u, copy.deepcopy(task.model), task.forget, task.retain, seed=5,
+                      on_epoch=lambda e, m, ctx: states.setdefault(e, _state(m)) is None)
+    # truncate the unlearner as it ran (lr="auto" resolved to the calibrated rate)
+    ran = getattr(full, "unlearner", None) or u
     for k in sorted(states)[:2]:
         if k >= epochs:
             break
-        short = u.truncated(k)
+        short = ran.truncated(k)
         replay = _call_hook(short, copy.deepcopy(task.model), task.forget, task.retain, seed=5)
         diff = _same_state(states[k], _state(replay.model))
         if diff:

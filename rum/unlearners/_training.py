@@ -16,8 +16,18 @@ def random_wrong_labels(y: torch.Tensor, n_classes: int, generator: torch.Genera
     return (y + shift) % n_classes
 
 
+def _reset(module: torch.nn.Module):
+    """The module's own re-initialisation: ``reset_parameters``, or ``_reset_parameters``
+    (``torch.nn.MultiheadAttention``, whose projection weights have no module of their own)."""
+    for name in ("reset_parameters", "_reset_parameters"):
+        fn = getattr(module, name, None)
+        if callable(fn):
+            return fn
+    return None
+
+
 def _resettable(module: torch.nn.Module) -> bool:
-    return callable(getattr(module, "reset_parameters", None))
+    return _reset(module) is not None
 
 
 def unresettable(model: torch.nn.Module) -> list[str]:
@@ -30,7 +40,7 @@ def reinitialise(model: torch.nn.Module) -> list[str]:
     """Reset every module that has ``reset_parameters``; return modules with parameters it could not reset."""
     for module in model.modules():
         if _resettable(module):
-            module.reset_parameters()
+            _reset(module)()
     return unresettable(model)
 
 

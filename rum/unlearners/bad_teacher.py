@@ -78,7 +78,8 @@ class BadTeacher(Unlearner):
             a class forgotten; a small forget set makes far fewer steps per
             epoch). With 3 epochs it did real work in 6 of 9 cells of
             ``benchmarks/defaults_check.py``, with 10 (batch 32) in 17 of 18.
-        lr: learning rate, > 0. Default 1e-3 (the paper: 1e-4 with Adam on a
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 1e-3 (the paper: 1e-4 with Adam on a
             pretrained ResNet, which did real work in 1 of those 9 cells).
         batch_size: mini-batch size of the mixed set, an int >= 1. Default 32
             (the paper: 256).
@@ -105,6 +106,7 @@ class BadTeacher(Unlearner):
         requires_retain=False, cost="low", source="Chundawat et al., AAAI 2023",
         suits=("class-wise", "sub-class", "random"),
     )
+    reference_lr = 1e-3
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "retain_ratio": [Interval(float, 0, None)],
@@ -115,7 +117,7 @@ class BadTeacher(Unlearner):
     def __init__(
         self,
         epochs: int = 10,
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         batch_size: int = 32,
         retain_ratio: float = 3.0,
         temperature: float = 1.0,
@@ -138,7 +140,7 @@ class BadTeacher(Unlearner):
         good = frozen_copy(model)
         bad = frozen_copy(model, reinitialised=True) if self.bad_teacher == "random-init" else None
         forget_targets = teacher_targets(bad, forget.X, ctx.n_classes)
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
         ctx.start(self.epochs * batch_count(len(forget) + n_retain, self.batch_size))
         single = mixes_batch(model)

@@ -90,6 +90,9 @@ class Unlearner(ABC):
     _parameter_constraints: ClassVar[dict[str, list]] = {}
     #: The registry name, filled in by :func:`rum.register_unlearner`.
     name: ClassVar[str | None] = None
+    #: Where the calibration of ``lr="auto"`` starts, and the learning rate a direct call
+    #: of ``_unlearn`` uses for ``"auto"`` (``None``: the unlearner has no ``lr``).
+    reference_lr: ClassVar[float | None] = None
 
     # -- parameters --------------------------------------------------------------------------
     @classmethod
@@ -151,6 +154,20 @@ class Unlearner(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), repr(self)))
+
+    def resolved_lr(self) -> float:
+        """``lr``, with ``"auto"`` read as :attr:`reference_lr`.
+
+        :func:`rum.unlearn` (and every plan step) replaces ``"auto"`` by a calibrated
+        value before the hook runs; this is what a direct call of ``_unlearn`` uses.
+        """
+        lr = self.get_params().get("lr")
+        if lr == "auto":
+            if self.reference_lr is None:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has lr='auto' but no reference_lr to start from.")
+            return float(self.reference_lr)
+        return lr
 
     # -- running -----------------------------------------------------------------------------
     def _check_can_run(self, retain: TensorData | None) -> None:

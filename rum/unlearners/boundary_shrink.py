@@ -92,7 +92,8 @@ class BoundaryShrink(Unlearner):
         epochs: passes over the forget items (and their retain sample), an
             int >= 1. Default 5 (the paper: 10 with SGD at lr 1e-5 on a
             ResNet; 10 over-forgot mixed forget sets in ``benchmarks/NOTES.md``).
-        lr: learning rate, > 0. Default 1e-3.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 1e-3.
         batch_size: mini-batch size, an int >= 1. Default 32.
         retain_ratio: retain items drawn afresh each epoch, as a multiple of
             the forget-set size, >= 0 (0: the paper's forget-only fine-tune).
@@ -112,6 +113,7 @@ class BoundaryShrink(Unlearner):
     tags = UnlearnerTags(
         requires_retain=False, cost="low", source="Chen et al., CVPR 2023", suits=("class-wise",),
     )
+    reference_lr = 1e-3
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "epsilon": [Interval(float, 0, None, closed="neither")],
@@ -122,7 +124,7 @@ class BoundaryShrink(Unlearner):
         self,
         epsilon: float = 0.1,
         epochs: int = 5,
-        lr: float = 1e-3,
+        lr: float | str = "auto",
         batch_size: int = 32,
         retain_ratio: float = 3.0,
         optimizer: str = "adam",
@@ -141,7 +143,7 @@ class BoundaryShrink(Unlearner):
     def _unlearn(self, model, forget, retain, ctx):
         # the labels come from the model as given, before any step changes it
         relabelled = forget.with_labels(neighbour_labels(model, forget, self.epsilon))
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
         ctx.start(self.epochs * batch_count(len(forget) + n_retain, self.batch_size))
         single = mixes_batch(model)

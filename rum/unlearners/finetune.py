@@ -35,7 +35,8 @@ class Finetune(Unlearner):
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Caps the cost of an epoch on a large
             retain set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"``.
         momentum: SGD momentum.
@@ -62,6 +63,7 @@ class Finetune(Unlearner):
 
     tags = UnlearnerTags(requires_retain=True, cost="medium", source="Golatkar et al., CVPR 2020",
                          suits=("class-wise", "random", "mixed"))
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "anchor": [Interval(float, 0, None)],
@@ -72,7 +74,7 @@ class Finetune(Unlearner):
     def __init__(
         self,
         epochs: int = 5,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 64,
         optimizer: str = "sgd",
         momentum: float = 0.9,
@@ -99,7 +101,7 @@ class Finetune(Unlearner):
         return float(self.epochs * epoch_retain_size(n_retain, self.retain_per_epoch) * per_batch)
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         anchored = self._anchored(len(forget))
         if anchored:
             # the predictions to hold: the model's own, as the fine-tune begins

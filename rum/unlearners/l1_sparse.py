@@ -57,7 +57,8 @@ class L1Sparse(Unlearner):
             benchmarked on).
         no_l1_epochs: final epochs trained without the penalty, an int in
             [0, epochs - 1]. Default 0, as in the paper.
-        lr: learning rate, > 0. Default 0.03, tuned with ``alpha`` on the
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.03, tuned with ``alpha`` on the
             digits demo (the paper's fine-tuning rate is 0.01).
         batch_size: mini-batch size, an int >= 1. Default 64.
         optimizer: ``"sgd"`` (default, as in the paper) or ``"adam"``.
@@ -74,6 +75,7 @@ class L1Sparse(Unlearner):
         requires_retain=True, cost="medium", source="Jia et al., NeurIPS 2023",
         suits=("class-wise", "random", "mixed"),
     )
+    reference_lr = 0.03
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "alpha": [Interval(float, 0, None)],
@@ -85,7 +87,7 @@ class L1Sparse(Unlearner):
         alpha: float = 5e-3,
         epochs: int = 5,
         no_l1_epochs: int = 0,
-        lr: float = 0.03,
+        lr: float | str = "auto",
         batch_size: int = 64,
         optimizer: str = "sgd",
         momentum: float = 0.9,
@@ -111,7 +113,7 @@ class L1Sparse(Unlearner):
             )
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         ctx.start(self.epochs * retain.n_batches(self.batch_size))
         model.train()
         for epoch in range(self.epochs):

@@ -17,7 +17,8 @@ class NegGrad(Unlearner):
 
     Args:
         epochs: passes over the forget set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         optimizer: ``"sgd"`` or ``"adam"``.
         momentum: SGD momentum.
@@ -35,6 +36,7 @@ class NegGrad(Unlearner):
 
     tags = UnlearnerTags(cost="low", source="Thudi et al., EuroS&P 2022; Jia et al., NeurIPS 2023",
                          suits=("class-wise", "random", "mixed"))
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "max_grad_norm": [Interval(float, 0, None, closed="neither"), NONE],
@@ -43,7 +45,7 @@ class NegGrad(Unlearner):
     def __init__(
         self,
         epochs: int = 2,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 32,
         optimizer: str = "sgd",
         momentum: float = 0.9,
@@ -62,7 +64,7 @@ class NegGrad(Unlearner):
         return float(self.epochs * n_forget)
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         ctx.start(self.epochs * forget.n_batches(self.batch_size))
         model.train()
         for _ in range(self.epochs):

@@ -32,7 +32,8 @@ class NegGradPlus(Unlearner):
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Caps the cost of an epoch on a large
             retain set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: retain mini-batch size.
         forget_batch_size: forget mini-batch size (``None``: same as ``batch_size``).
         optimizer: ``"sgd"`` or ``"adam"``.
@@ -51,6 +52,7 @@ class NegGradPlus(Unlearner):
 
     tags = UnlearnerTags(requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
                          suits=("class-wise", "sub-class", "random", "mixed"))
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "alpha": [Interval(float, 0, 1, closed="neither")],
@@ -63,7 +65,7 @@ class NegGradPlus(Unlearner):
         self,
         alpha: float = 0.9,
         epochs: int = 5,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 64,
         forget_batch_size: int | None = None,
         optimizer: str = "sgd",
@@ -89,7 +91,7 @@ class NegGradPlus(Unlearner):
         return float(self.epochs * (n + batch_count(n, self.batch_size) * fb))
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         forget_batches = cycle_batches(forget, self.forget_batch_size or self.batch_size, ctx)
         per_epoch = epoch_retain_size(len(retain), self.retain_per_epoch)
         ctx.start(self.epochs * batch_count(per_epoch, self.batch_size))

@@ -20,7 +20,8 @@ class RandomLabel(Unlearner):
 
     Args:
         epochs: passes over the mixed set.
-        lr: learning rate.
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.01.
         batch_size: mini-batch size.
         retain_ratio: retain items drawn per epoch, as a multiple of the forget
             set size (all retain items when the retain set is smaller).
@@ -41,6 +42,7 @@ class RandomLabel(Unlearner):
         requires_retain=False, cost="low", source="Golatkar et al., CVPR 2020; Fan et al., ICLR 2024",
         suits=("class-wise", "random", "mixed"),
     )
+    reference_lr = 0.01
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "retain_ratio": [Interval(float, 0, None)],
@@ -49,7 +51,7 @@ class RandomLabel(Unlearner):
     def __init__(
         self,
         epochs: int = 3,
-        lr: float = 0.01,
+        lr: float | str = "auto",
         batch_size: int = 32,
         retain_ratio: float = 4.0,
         optimizer: str = "sgd",
@@ -68,7 +70,7 @@ class RandomLabel(Unlearner):
         return float(self.epochs * (n_forget + min(n_retain, round(self.retain_ratio * n_forget))))
 
     def _unlearn(self, model, forget, retain, ctx):
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
         ctx.start(self.epochs * max(1, -(-(len(forget) + n_retain) // self.batch_size)))
         model.train()

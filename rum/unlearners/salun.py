@@ -95,7 +95,8 @@ class SalUn(Unlearner):
         epochs: passes over the relabelled forget items plus retain sample,
             an int >= 1. Default 5 (the paper uses 10 on CIFAR-10; 5 was
             better than 3 on the digits demo, seeds 0-2).
-        lr: learning rate, > 0. Default 0.05, within the paper's CIFAR range
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.05, within the paper's CIFAR range
             (0.013-0.1) and best of {0.01, 0.02, 0.05} on the digits demo,
             seeds 0-2.
         batch_size: mini-batch size, an int >= 1. Default 32.
@@ -117,6 +118,7 @@ class SalUn(Unlearner):
         requires_retain=False, cost="low", source="Fan et al., ICLR 2024",
         suits=("class-wise", "random", "mixed"),
     )
+    reference_lr = 0.05
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "mask_ratio": [Interval(float, 0, 1, closed="right")],
@@ -127,7 +129,7 @@ class SalUn(Unlearner):
         self,
         mask_ratio: float = 0.5,
         epochs: int = 5,
-        lr: float = 0.05,
+        lr: float | str = "auto",
         batch_size: int = 32,
         retain_ratio: float = 4.0,
         optimizer: str = "sgd",
@@ -155,7 +157,7 @@ class SalUn(Unlearner):
 
         # Weight decay is added to the gradient before masking, so the optimiser
         # itself must not decay: frozen weights stay exactly as they were.
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, 0.0)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, 0.0)
         params = [p for g in opt.param_groups for p in g["params"]]
         n_retain = retain_sample_size(len(forget), retain, self.retain_ratio)
         ctx.start(self.epochs * max(1, -(-(len(forget) + n_retain) // self.batch_size)))

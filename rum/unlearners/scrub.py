@@ -41,7 +41,8 @@ class SCRUB(Unlearner):
         msteps: epochs that start with a max pass, an int in [0, epochs].
             Default 3 (the RUM paper uses 4 of 5; on the digits demo, seeds
             0-5, 3 of 5 matches retraining and 5 of 5 over-forgets).
-        lr: learning rate, > 0. Default 0.02, tuned on the digits demo over
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 0.02, tuned on the digits demo over
             seeds 0-5 (grid {0.005, 0.01, 0.02, 0.05}): the RUM paper's 0.005
             barely moves a small MLP, 0.05 wrecks test accuracy. The max
             pass grows with the forget-set size: with a few hundred forget
@@ -72,6 +73,7 @@ class SCRUB(Unlearner):
         requires_retain=True, cost="medium", source="Kurmanji et al., NeurIPS 2023",
         suits=("class-wise", "sub-class", "random", "mixed"),
     )
+    reference_lr = 0.02
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "msteps": [Interval(int, 0, None)],
@@ -86,7 +88,7 @@ class SCRUB(Unlearner):
         self,
         epochs: int = 5,
         msteps: int = 3,
-        lr: float = 0.02,
+        lr: float | str = "auto",
         temperature: float = 4.0,
         ce_weight: float = 1.0,
         kl_weight: float = 1.0,
@@ -127,7 +129,7 @@ class SCRUB(Unlearner):
             p.requires_grad_(False)
         T = self.temperature
         fbs = self.forget_batch_size or self.batch_size
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         max_iters = min(self.msteps, self.epochs) * forget.n_batches(fbs)
         ctx.start(max_iters + self.epochs * retain.n_batches(self.batch_size))
         # the teacher never changes: its logits are computed once per set when they fit

@@ -122,7 +122,8 @@ class UNSIR(Unlearner):
             >= 1. Default 64 (the paper learns one batch per class and repeats it).
         retain_per_epoch: retain items per epoch, a new random sample each
             epoch (``None``: all of them). Default ``None``.
-        lr: learning rate, > 0. Default 3e-3: of {1e-3, 3e-3, 5e-3} the one
+        lr: learning rate, > 0, or ``"auto"`` (default): calibrated with a short probe
+            on the data at hand, starting from the reference rate 3e-3: of {1e-3, 3e-3, 5e-3} the one
             that did real work in every cell of ``benchmarks/defaults_check.py``
             (three models, three scenarios, two seeds) with the best mean ToW.
             (The paper: Adam at 0.02 to impair, 0.01 to repair, on ResNets.)
@@ -141,6 +142,7 @@ class UNSIR(Unlearner):
         requires_retain=True, cost="medium", source="Tarun et al., IEEE TNNLS 2023",
         suits=("class-wise",),
     )
+    reference_lr = 3e-3
     _parameter_constraints = {
         **OPTIM_CONSTRAINTS,
         "impair_epochs": [Interval(int, 0, None)],
@@ -160,7 +162,7 @@ class UNSIR(Unlearner):
         noise_reg: float = 0.1,
         noise_per_class: int = 64,
         retain_per_epoch: int | None = None,
-        lr: float = 3e-3,
+        lr: float | str = "auto",
         batch_size: int = 64,
         optimizer: str = "adam",
         momentum: float = 0.9,
@@ -199,7 +201,7 @@ class UNSIR(Unlearner):
         n_noise = len(forget) if impair else 0
         ctx.start(impair * batch_count(per_epoch + n_noise, self.batch_size)
                   + (self.epochs - impair) * batch_count(per_epoch, self.batch_size))
-        opt = make_optimizer(model, self.optimizer, self.lr, self.momentum, self.weight_decay)
+        opt = make_optimizer(model, self.optimizer, self.resolved_lr(), self.momentum, self.weight_decay)
         single = mixes_batch(model)
         model.train()
         for epoch in range(self.epochs):

@@ -57,11 +57,12 @@ def ticking_run(digits, monkeypatch):
     for name, base in names.items():
         rum.register_unlearner(name)(ticking(base, clock, runs))
 
+    # the candidates name an lr: calibrating lr="auto" would run (and tick) probes of them
     def run(budget, **options):
         runs.clear()
         clock.now = 0.0
-        options.setdefault("candidates", [("tick-random-label", {"epochs": 10})])
-        options.setdefault("repair", [("tick-finetune", {"epochs": 10})])
+        options.setdefault("candidates", [("tick-random-label", {"epochs": 10, "lr": 0.01})])
+        options.setdefault("repair", [("tick-finetune", {"epochs": 10, "lr": 0.01})])
         res = rum.unlearn(digits.model, digits.forget, digits.retain, random_state=0,
                           policy=Auto(budget=budget, target="neighbors", **options))
         return res, list(runs)
@@ -104,8 +105,8 @@ def test_each_stage_stops_at_its_share_of_the_budget_and_replays(digits, ticking
 
 def test_unused_time_rolls_over_to_the_repair(ticking_run):
     # one candidate that stops after 1 epoch by itself: the repair inherits the rest
-    res, runs = ticking_run(100.0, candidates=[("tick-random-label", {"epochs": 1})],
-                            repair=[("tick-finetune", {"epochs": 10})])
+    res, runs = ticking_run(100.0, candidates=[("tick-random-label", {"epochs": 1, "lr": 0.01})],
+                            repair=[("tick-finetune", {"epochs": 10, "lr": 0.01})])
     n_groups = len(res.profile.summary)
     assert runs[:n_groups] == [1] * n_groups
     assert runs[-1] >= 3  # the repair stopped by its patience, not by the budget
@@ -114,8 +115,8 @@ def test_unused_time_rolls_over_to_the_repair(ticking_run):
 
 
 def test_a_spent_budget_leaves_later_candidates_untried(ticking_run):
-    res, runs = ticking_run(1.0, candidates=[("tick-random-label", {"epochs": 10}),
-                                             ("tick-finetune", {"epochs": 10})], repair=[])
+    res, runs = ticking_run(1.0, candidates=[("tick-random-label", {"epochs": 10, "lr": 0.01}),
+                                             ("tick-finetune", {"epochs": 10, "lr": 0.01})], repair=[])
     # the first group's share is under one epoch, and that epoch spends the whole budget
     assert runs == [1]
     assert [t.unlearner for t in res.search.trials] == ["tick-random-label"]

@@ -65,7 +65,10 @@ def test_rum_default_mapping_relabels_the_most_memorized_and_repairs_at_the_end(
     assert [n for n, _ in p.steps[2].fallbacks] == ["random-label"]
     assert p.steps[-1].indices == tuple(range(8))
     # the dry run shows each fallback with the settings that differ from its defaults
-    assert "scrub else neggrad+(epochs=1) " in str(p) and "salun else random-label " in str(p)
+    # (their learning rates are pinned to the constants the mapping was measured with)
+    assert "scrub else neggrad+(epochs=1, lr=0.01) " in str(p)
+    assert "salun else random-label(lr=0.01) " in str(p)
+    assert [s.params["lr"] for s in p.steps] == [0.02, 0.01, 0.05, 1e-3]
 
 
 def test_rum_mapping_overrides_by_level_or_group(prof):

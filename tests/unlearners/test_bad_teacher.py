@@ -113,3 +113,14 @@ def test_parameters_are_validated():
 def test_class_wise_forgetting_comes_close_to_the_exact_retrain(classwise_task):
     # measured: forget 0.18, 0.19 on the class's test items (oracle 0), other classes 0.975
     assert_forgets_the_class(classwise_scores(classwise_task, "bad-teacher"))
+
+
+def test_attention_layers_are_reinitialised_for_the_incompetent_teacher():
+    from rum.unlearners._training import reinitialise, unresettable
+
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
+    before = layer.self_attn.in_proj_weight.detach().clone()
+    # MultiheadAttention re-initialises with _reset_parameters, not reset_parameters
+    assert unresettable(layer) == [] and reinitialise(layer) == []
+    assert not torch.equal(before, layer.self_attn.in_proj_weight)

@@ -241,9 +241,11 @@ def _retain_ids_trained_on(name: str, params: dict, epochs: int) -> list[int]:
 
     hook = model[0].register_forward_pre_hook(record)
     try:
+        # an explicit lr: the calibration of lr="auto" would train copies of the model (and
+        # its hook) on retain items of its own
         res = rum.unlearn(model, forget, retain, unlearner=name, epochs=epochs, batch_size=8,
                           retain_per_epoch=30, random_state=0, progress=False, retain_guard=None,
-                          **params)
+                          lr=0.01, **params)
     finally:
         hook.remove()
     assert not state_equal(res.model, model)
