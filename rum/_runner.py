@@ -212,15 +212,14 @@ def resolve_lr(
     r_idx = np.sort(perm[:PROBE_RETAIN])
     e_idx = np.sort(perm[PROBE_RETAIN:PROBE_RETAIN + PROBE_EVAL]) if len(perm) > PROBE_RETAIN else r_idx
     f_part, r_part, e_part = forget.subset(f_idx), retain.subset(r_idx), retain.subset(e_idx)
-    was_training = model.training
+    modes = module_modes(model)  # per module: a BatchNorm the caller keeps in eval stays so
     model.eval()
     y = e_part.y.cpu()
     floor = float(torch.bincount(y).max()) / len(y)
     before, f_before = accuracy_on(model, e_part), accuracy_on(model, f_part)
-    model.train(was_training)
+    restore_modes(model, modes)
     work = copy.deepcopy(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    modes = module_modes(work)
 
     def probe(lr: float) -> tuple[float, float] | None:
         work.load_state_dict(state)
