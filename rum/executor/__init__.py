@@ -6,6 +6,7 @@ diverges or collapses is undone, and its fallbacks (if any) run instead.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from typing import Any
@@ -92,6 +93,7 @@ def run_plan(
 
     show = progress_enabled(progress)
     results: list[StepResult] = []
+    ran = list(plan.steps)  # the steps as they ran: a backed-off step keeps the lr it ran with
     t_exec = time.perf_counter()
     for i, (s, us, step_seed) in enumerate(zip(plan.steps, unlearners, step_seeds(seed, len(plan)))):
         forget_i = forget.subset(np.asarray(s.indices, dtype=np.int64))
@@ -119,6 +121,10 @@ def run_plan(
                 tried.append(f"lr={run.lr:.3g} ({status})")
                 u = smaller
             retries += len(tried)
+            if tried and status == "ok" and k == 0:
+                # replaying the result's plan (rum.execute) must give these weights, without retries
+                kept = (u, *us[1:])
+                ran[i] = dataclasses.replace(s, params=u.get_params(), instance=kept)
             if tried:
                 message = (f"{message} Smaller steps were tried after {', '.join(tried)}, each "
                            f"{BACKOFF_FACTOR:g} times the last." if status != "ok" else
@@ -160,7 +166,7 @@ def run_plan(
     metrics.update(_accuracies(model, forget, retain, "after"))
     return UnlearnResult(
         model=model,
-        plan=plan,
+        plan=plan if ran == list(plan.steps) else dataclasses.replace(plan, steps=tuple(ran)),
         profile=profile,
         steps=tuple(results),
         timings=timings,

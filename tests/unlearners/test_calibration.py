@@ -130,6 +130,12 @@ def test_back_off_recovers_a_step_that_a_too_large_explicit_lr_collapses(digits,
     assert step.lr == pytest.approx(0.5 * BACKOFF_FACTOR ** step.backoffs)
     assert "random-label: undone with lr=0.5 (collapsed)" in step.message
     assert not state_equal(res.model, digits.model)
+    # the result's plan holds the lr the step ran with, so it replays without retries
+    assert res.plan.steps[0].params["lr"] == step.lr
+    replay = rum.execute(res.plan, digits.model, digits.forget, digits.retain, random_state=0,
+                         progress=False)
+    assert replay.steps[0].status == "ok" and replay.steps[0].backoffs == 0
+    assert state_equal(replay.model, res.model)
 
 
 def test_a_step_that_still_fails_says_plainly_its_items_were_not_unlearned(digits, one_thread):
