@@ -70,6 +70,7 @@ from rum.planner.policies import (
     as_unlearners,
     class_step,
     is_pair,
+    noop_step,
     register_policy,
 )
 from rum.profiler.memorization import N_NEIGHBORS
@@ -387,7 +388,7 @@ class _Search:
                                         else "reference")
             if check.keep_model:
                 bar.close()
-                steps.append(Step.from_unlearner(-1, range(len(profile)), as_unlearner("noop", "noop")))
+                steps.append(noop_step(len(profile)))
                 results.append(StepResult(step=0, group=-1, unlearner="noop", n_items=len(profile),
                                           seconds=0.0))
                 report = SearchReport((), target_info["target"], target_info.get("reference", {}),
