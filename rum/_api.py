@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from typing import Any
 
 from rum._model import model_dtype, prepare_call
@@ -11,7 +12,12 @@ from rum._runner import BACKOFF, StepResult
 from rum._runtime.guard import GUARD_CONSTRAINT, RETAIN_GUARD
 from rum._runtime.progress import progress_enabled
 from rum._validation import Options, check_options, validate_params
-from rum.exceptions import InvalidParameterError, UnlearningFailedError
+from rum.exceptions import (
+    IncompatibleDataError,
+    InvalidParameterError,
+    RumWarning,
+    UnlearningFailedError,
+)
 from rum.executor import UnlearnResult, result_from_search, run_plan
 from rum.planner import check_retain_policy, search
 from rum.planner import plan as make_plan
@@ -27,6 +33,7 @@ from rum.planner.policies import (
     noop_step,
 )
 from rum.profiler import PROFILE_OPTIONS, _profile_data, check_profile_options
+from rum.unlearners.forget_class import output_layer
 from rum.unlearners.registry import make_unlearner
 
 __all__ = ["unlearn"]
@@ -61,6 +68,24 @@ def _no_worse_than_nothing(result: UnlearnResult, original: dict, n_forget: int)
                "retain_acc_after": m.get("retain_acc_before", float("nan"))}
     steps = (StepResult(step=0, group=-1, unlearner="noop", n_items=n_forget, seconds=0.0),)
     return dataclasses.replace(result, plan=plan, steps=steps, metrics=metrics)
+
+
+def _class_wise_if_possible(prof, model, n_classes: int):
+    """``prof``, or ``prof`` with its class-wise check turned into "to-unlearn" (and a
+    warning) when ``model`` has no output layer that ``forget-class`` can edit."""
+    check = prof.check
+    if check is None or check.kind != "class-wise":
+        return prof
+    try:
+        output_layer(model, n_classes)
+    except IncompatibleDataError:
+        warnings.warn(
+            f"The forget set holds all or nearly all items of class(es) {list(check.classes)}, "
+            f"but the model has no output layer that forget-class can edit (an nn.Linear with "
+            f"{n_classes} outputs and a bias), so those items get the usual plan of their groups.",
+            RumWarning, stacklevel=3)
+        return dataclasses.replace(prof, check=dataclasses.replace(check, kind="to-unlearn"))
+    return prof
 
 
 def unlearn(
@@ -180,6 +205,8 @@ def unlearn(
     # the default of 3 groups must not make tiny forget sets an error
     profile_options.setdefault("n_groups", min(3, len(prep.forget)))
     prof = _profile_data(prep.model, prep.forget, prep.retain, prep.seed, **profile_options)
+    if isinstance(pol, (RUM, Auto)):
+        prof = _class_wise_if_possible(prof, prep.model, prep.n_classes)
     if isinstance(pol, RUM) and prof.check is not None and prof.check.keep_model:
         # before the model is kept, a short retrain confirms that the forget items look held out
         model_d = prep.model.to(prep.device)

@@ -78,6 +78,23 @@ def test_a_whole_class_is_recognised_and_never_predicted_again(policy):
     assert res.timings["total"] < 5.0
 
 
+@pytest.mark.parametrize("policy", ["rum", "auto"])
+def test_a_whole_class_on_a_model_without_an_output_bias_gets_the_usual_plan_and_a_warning(policy):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)[:1000]
+    y = y[:1000]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10, bias=False))
+    net = rum.fit(net, (X, y), epochs=20, device="cpu", random_state=0)
+    forget, retain = (X[y == 3], y[y == 3]), (X[y != 3], y[y != 3])
+    with pytest.warns(rum.exceptions.RumWarning, match=r"class\(es\) \[3\].*no output layer"):
+        res = rum.unlearn(net, forget, retain, policy=policy, random_state=0, progress=False)
+    assert "forget-class" not in [s.unlearner for s in res.plan.steps]
+    assert accuracy(res.model, forget) < accuracy(net, forget) - 0.5  # the class is unlearned
+
+
 def test_a_class_with_other_items_gets_the_class_step_and_the_groups():
     from rum.demo import digits_scenario
 
