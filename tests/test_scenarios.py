@@ -174,6 +174,11 @@ def test_forget_class_validates_and_needs_an_output_bias():
                       progress=False)
     with torch.no_grad():
         assert not (res.model(torch.as_tensor(X)).argmax(1) == 0).any()
+    # a forget set holding no class the retain set lacks would change nothing: an error
+    mixed, rest = np.r_[0:10, 20:30], np.r_[10:20, 30:40]
+    with pytest.raises(rum.exceptions.InvalidDataError, match="no class to take out.*classes="):
+        rum.unlearn(model, (X[mixed], y[mixed]), (X[rest], y[rest]), unlearner="forget-class",
+                    progress=False)
 
 
 def test_a_plan_that_wrecks_the_retain_set_is_not_kept():

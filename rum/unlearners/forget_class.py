@@ -7,7 +7,7 @@ import numbers
 import torch
 
 from rum._validation import NONE, InstanceOf, Interval
-from rum.exceptions import IncompatibleDataError, InvalidParameterError
+from rum.exceptions import IncompatibleDataError, InvalidDataError, InvalidParameterError
 from rum.unlearners.base import Unlearner, UnlearnerTags
 from rum.unlearners.registry import register_unlearner
 
@@ -47,7 +47,9 @@ class ForgetClass(Unlearner):
     Args:
         classes: the labels to forget; ``None``: every label of the forget set
             that the retain set does not hold (every label of the forget set
-            when no retain set is given).
+            when no retain set is given). Forget items of other labels are left as
+            they are; with ``None`` and no such label it is an error, since
+            nothing would change.
 
     Examples:
         >>> import rum
@@ -88,7 +90,12 @@ class ForgetClass(Unlearner):
     def _unlearn(self, model, forget, retain, ctx):
         classes = self.forgotten(forget, retain, ctx.n_classes)
         if not classes:
-            return model
+            # nothing would change: the forget items would silently stay learnt
+            raise InvalidDataError(
+                "forget-class found no class to take out: every label of the forget set also "
+                "has items in retain_set, so its items would not be unlearned. Name the classes "
+                "(classes=[...]) or use another unlearner (the default pipeline plans such sets)."
+            )
         layer = output_layer(model, ctx.n_classes)
         with torch.no_grad():
             idx = torch.as_tensor(classes, device=layer.weight.device)
@@ -97,9 +104,15 @@ class ForgetClass(Unlearner):
         return model
 
     @classmethod
+    def _test_params(cls):
+        # the kit's forget sets mix every class with retain items of the same classes
+        return {"classes": [0]}
+
+    @classmethod
     def _expected_failed_checks(cls):
         return {
             "check_behaviour": "forget-class takes out whole classes; the behaviour task's "
-            "forget set (mislabeled items of every class) holds no class the retain set lacks, "
-            "so by design nothing changes. tests/test_scenarios.py checks it on a whole class."
+            "forget set mixes items of every class with retain items of the same classes, so "
+            "taking out one class (the kit's classes=[0]) cannot bring it to a retrain's "
+            "behaviour. tests/test_scenarios.py checks it on a whole class."
         }
