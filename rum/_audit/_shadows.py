@@ -33,6 +33,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from rum._data import TensorData
 from rum._model import check_model
+from rum._runtime.distributed import started_ray
 from rum._runtime.predict import predict_logits
 from rum.exceptions import InvalidParameterError
 from rum.metrics.membership import logit_confidence
@@ -353,14 +354,7 @@ def run_shadows(spec: ShadowSpec, n_shadows: int, store: ShadowStore, *, backend
 
 
 def _run_ray(spec: ShadowSpec, todo: list[int], finished: Callable[[ShadowOutput], None]) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(
-            "backend='ray' needs Ray: pip install 'rum-unlearn[distributed]' (or pip install ray)."
-        ) from None
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True)
+    ray = started_ray()
     worker = copy.copy(spec)
     if worker.threads is None:
         worker.threads = 1  # one core per task; Ray runs as many tasks as the cluster has cores

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from rum._records import jsonable, load_json, save_json, table
+from rum._runtime.distributed import started_ray
 from rum._validation import Interval, Options, check_random_state, validate_params
 from rum.exceptions import InvalidParameterError
 
@@ -377,14 +378,7 @@ def _run_processes(train_fn, X, y, fraction, seed, todo, finished, n_jobs) -> No
 
 
 def _run_ray(train_fn, X, y, fraction, seed, todo, finished) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ImportError(
-            "backend='ray' needs Ray: pip install 'rum-unlearn[distributed]' (or pip install ray)."
-        ) from None
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True)
+    ray = started_ray()
     x_ref, y_ref = ray.put(X), ray.put(y)
     remote = ray.remote(_ray_task)
     pending = {remote.remote(copy.copy(train_fn), x_ref, y_ref, fraction, seed, r): r for r in todo}
