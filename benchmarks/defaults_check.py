@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 import rum
-from benchmarks.tasks import BN_RECIPE, bn_cnn  # noqa: F401  (the suite's BatchNorm task)
+from benchmarks.tasks import BN_RECIPE, bn_cnn, digit_images  # noqa: F401  (the suite's BatchNorm task)
 
 CACHE = Path(__file__).resolve().parent / ".cache" / "defaults_check"
 #: Where a run with ``--section`` saves its rows (committed beside the tables).
@@ -191,9 +191,6 @@ def _cached(key: str, build):
 
 def setup(name: str, seed: int) -> Setup:
     """Build (or load from the cache) model ``name`` trained with seed ``seed``."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
     if name == "demo-mlp":
         from rum.demo import RECIPE, digits_scenario, make_mlp
 
@@ -224,11 +221,7 @@ def setup(name: str, seed: int) -> Setup:
         y, mis = _flip(y, np.random.default_rng(seed))
         make, recipe = TinyTransformer, TRANSFORMER_RECIPE
     elif name == "bn-cnn":
-        Xd, yd = load_digits(return_X_y=True)
-        X, X_te, y, y_te = train_test_split(Xd, yd, test_size=0.3, random_state=seed, stratify=yd)
-        mu, sd = X.mean(), X.std()
-        X = ((X - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
-        X_te = ((X_te - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+        X, X_te, y, y_te = digit_images(seed)
         y, mis = _flip(y, np.random.default_rng(seed))
         make, recipe = bn_cnn, BN_RECIPE
     else:

@@ -82,6 +82,20 @@ def bn_cnn() -> nn.Module:
     )
 
 
+
+def digit_images(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn digits as standardised 1x8x8 images for :func:`bn_cnn`: ``(X_train,
+    X_test, y_train, y_test)``, a stratified 70/30 split drawn with ``seed``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
+    mu, sd = X_tr.mean(), X_tr.std()
+    X_tr = ((X_tr - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+    X_te = ((X_te - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+    return X_tr, X_te, y_tr, y_te
+
 def _flip(y: np.ndarray, noise: float, n_classes: int, rng: np.random.Generator):
     y = y.copy()
     n = int(round(noise * len(y)))
@@ -112,13 +126,7 @@ def load_task(name: str, seed: int, noise: float = 0.05, scale: str = "small") -
         X_tr, X_te = _standardise(X_tr, X_te)
         n_classes, make, recipe = 10, digits_mlp, dict(epochs=60, lr=1e-3, batch_size=64, optimizer="adam")
     elif name == "bn-cnn":
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed, stratify=y)
-        mu, sd = X_tr.mean(), X_tr.std()
-        X_tr = ((X_tr - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
-        X_te = ((X_te - mu) / sd).astype(np.float32).reshape(-1, 1, 8, 8)
+        X_tr, X_te, y_tr, y_te = digit_images(seed)
         n_classes, make, recipe = 10, bn_cnn, dict(BN_RECIPE)
     elif name == "tabular":
         from sklearn.datasets import load_breast_cancer
